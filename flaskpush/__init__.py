@@ -1,0 +1,56 @@
+"""flaskpush: Web Push subscriptions over an authenticated WebSocket.
+
+``create_app`` is the one place that wires configuration, the database, the
+instance secrets, the login manager, the WebSocket and the blueprints.
+"""
+import os
+
+from flask import Flask
+
+DEFAULTS = {
+    "DATABASE": None,  # sqlite:///<instance>/flaskpush.sqlite3
+    "VAPID_PRIVATE_KEY": None,  # <instance>/vapid_private.pem, created on first start
+    "VAPID_SUBJECT": "mailto:admin@example.com",
+    "ALLOW_INSECURE_ENDPOINTS": False,
+    "ALLOWED_ORIGINS": [],
+    "OPEN_REGISTRATION": True,
+    "MIN_PASSWORD_LENGTH": 8,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_SECURE": False,
+    "WS_MAX_MESSAGE_SIZE": 64 * 1024,
+    "WS_PING_INTERVAL": 25,
+    "PRESENCE_HEARTBEAT": 30,
+}
+
+
+def create_app(test_config=None):
+    """Build the application: defaults, then ``instance/config.py``, then
+    ``FLASKPUSH_*`` environment variables (tests pass ``test_config`` instead
+    of the instance file)."""
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        instance_path=os.environ.get("FLASKPUSH_INSTANCE_PATH"),
+    )
+    app.config.from_mapping(DEFAULTS)
+    if test_config is None:
+        app.config.from_pyfile("config.py", silent=True)
+    else:
+        app.config.from_mapping(test_config)
+    app.config.from_prefixed_env("FLASKPUSH")
+    os.makedirs(app.instance_path, exist_ok=True)
+
+    from . import auth, cli, db, instance, pages, socket
+    from .push import bp as push_bp
+
+    instance.init_app(app)
+    db.init_app(app)
+    auth.init_app(app)
+    socket.init_app(app)
+    cli.init_app(app)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(socket.bp)
+    app.register_blueprint(push_bp)
+    return app

@@ -1,0 +1,109 @@
+"""The WebSocket command registry: how a frame becomes a handler call and a reply.
+
+Blueprints own a ``CommandSet`` and register it with themselves; when the
+app registers the blueprint, its commands join the app's table. The socket
+loop only ever calls ``dispatch``, so new commands never touch the loop.
+Errors are data produced here, in one place: handlers raise ``CommandError``
+and never format an error frame themselves.
+"""
+import json
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+from peewee import PeeweeException
+
+from .db import close_db
+
+log = logging.getLogger(__name__)
+EXTENSION = "flaskpush.commands"
+
+
+class CommandError(Exception):
+    """A command failed; ``reason`` is the error reply's ``val``."""
+
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    handler: Callable
+    login_required: bool
+    failure: str  # the reply when the handler fails unexpectedly
+
+
+class CommandSet:
+    """The commands one blueprint contributes."""
+
+    def __init__(self):
+        self.commands = {}
+
+    def command(self, name, *, login_required=True, failure="Internal server error"):
+        """Register ``handler(message, client) -> reply dict`` for ``name``."""
+
+        def decorator(handler):
+            self.commands[name] = Command(name, handler, login_required, failure)
+            return handler
+
+        return decorator
+
+    def register_with(self, blueprint):
+        def record(state):
+            state.app.extensions.setdefault(EXTENSION, {}).update(self.commands)
+
+        blueprint.record_once(record)
+
+
+def error(src, reason):
+    return {"cmd": "error", "src": src, "val": reason}
+
+
+def parse_frame(frame):
+    """The frame as a command object, or a ``CommandError`` saying why not."""
+    if isinstance(frame, bytes):
+        try:
+            frame = frame.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CommandError("Frame is not valid UTF-8") from None
+    try:
+        message = json.loads(frame)
+    except (ValueError, RecursionError):
+        raise CommandError("Frame is not valid JSON") from None
+    if not isinstance(message, dict):
+        raise CommandError("Frame must be a JSON object")
+    if not isinstance(message.get("cmd"), str):
+        raise CommandError("Frame must have a string cmd")
+    return message
+
+
+def run(command, message, client):
+    """Call one handler; every failure becomes that command's error reply."""
+    try:
+        if command.login_required and not client.authenticate():
+            raise CommandError("Not authenticated")
+        return command.handler(message, client)
+    except CommandError as exc:
+        return error(command.name, exc.reason)
+    except PeeweeException:
+        log.exception("database error in %s", command.name)
+        return error(command.name, command.failure)
+    except Exception:
+        log.exception("unexpected error in %s", command.name)
+        return error(command.name, command.failure)
+    finally:
+        close_db()
+
+
+def dispatch(app, frame, client):
+    """Turn one incoming frame into exactly one reply."""
+    try:
+        message = parse_frame(frame)
+    except CommandError as exc:
+        return error(None, exc.reason)
+    command = app.extensions.get(EXTENSION, {}).get(message["cmd"])
+    if command is None:
+        return error(message["cmd"], "Unknown command")
+    return run(command, message, client)

@@ -1,0 +1,1 @@
+/* flaskpush client: see issue 5 */

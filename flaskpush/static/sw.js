@@ -1,0 +1,1 @@
+/* flaskpush service worker */
