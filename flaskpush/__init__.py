@@ -21,6 +21,15 @@ DEFAULTS = {
     "WS_MAX_MESSAGE_SIZE": 64 * 1024,
     "WS_PING_INTERVAL": 25,
     "PRESENCE_HEARTBEAT": 30,
+    "PUSH_TTL": 86400,  # seconds a push service keeps a message for an offline browser
+    "PUSH_CONNECT_TIMEOUT": 5,  # seconds
+    "PUSH_READ_TIMEOUT": 15,  # seconds
+    "PUSH_MAX_ATTEMPTS": 4,  # per subscription, for 429/503/5xx/connection errors
+    "PUSH_RETRY_BUDGET": 60,  # seconds one subscription may spend waiting to retry
+    "PUSH_BACKOFF": 1.0,  # first backoff in seconds, doubled each retry
+    "PUSH_CONCURRENCY": 32,  # requests in flight per process
+    "PUSH_ALLOWED_HOSTS": [],  # push-service hosts allowed ("host" or "*.suffix"); empty: any
+    "PUSH_PRUNE_FAILING_AFTER": 7 * 24 * 3600,  # seconds a subscription may keep failing before `flask push prune`
 }
 
 

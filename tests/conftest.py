@@ -2,8 +2,9 @@
 helpers that use the site the way a browser does (HTTP login, then a
 WebSocket carrying the session cookie).
 
-The database is SQLite in the test's temporary folder, or the PostgreSQL
-server named by ``FLASKPUSH_TEST_DATABASE`` (emptied before each test).
+Every test that uses the database runs on SQLite in its temporary folder,
+and again on PostgreSQL when ``FLASKPUSH_TEST_DATABASE`` names a server (a
+private database is created on it for the run and emptied before each test).
 """
 import base64
 import json
@@ -44,11 +45,29 @@ def instance_path(tmp_path, monkeypatch):
     return path
 
 
-@pytest.fixture
-def db_url(instance_path):
-    if TEST_DATABASE:
-        empty_database(TEST_DATABASE)
-        return TEST_DATABASE
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A private PostgreSQL database for this test run, dropped at the end,
+    so concurrent runs against one server never see each other's tables."""
+    import psycopg2
+
+    name = f"flaskpush_test_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = psycopg2.connect(TEST_DATABASE)
+    admin.autocommit = True
+    admin.cursor().execute(f'CREATE DATABASE "{name}"')
+    yield TEST_DATABASE.rsplit("/", 1)[0] + "/" + name
+    admin.cursor().execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"] if TEST_DATABASE else ["sqlite"])
+def db_url(request, instance_path):
+    """Each test runs on SQLite, and again on PostgreSQL when
+    ``FLASKPUSH_TEST_DATABASE`` names a server."""
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+        empty_database(url)
+        return url
     return f"sqlite:///{instance_path}/flaskpush.sqlite3"
 
 
@@ -56,7 +75,7 @@ def db_url(instance_path):
 def app_config(request, db_url):
     """The test config; ``@pytest.mark.app_config(NAME=value)`` adds to it."""
     config = {"TESTING": True, "DATABASE": db_url, "ALLOW_INSECURE_ENDPOINTS": False}
-    for marker in request.node.iter_markers("app_config"):
+    for marker in reversed(list(request.node.iter_markers("app_config"))):  # closest wins
         config.update(marker.kwargs)
     return config
 
@@ -174,9 +193,82 @@ def make_subscription(endpoint="https://push.example.com/send/abc"):
             "keys": {"p256dh": b64(point), "auth": b64(secrets.token_bytes(16))}}
 
 
+def store_subscription(user, info=None):
+    """Save ``info`` (default: a fresh ``make_subscription()``) for ``user`` the
+    way ``push_subscribe`` does, in an app context; returns the row."""
+    from flaskpush.models import PushSubscription
+    from flaskpush.push import store
+    from flaskpush.push.validation import validate_subscription
+
+    info = info or make_subscription(f"https://push.example.com/send/{secrets.token_urlsafe(8)}")
+    assert store.save(validate_subscription(info, allow_insecure=True), user)
+    return PushSubscription.get(PushSubscription.endpoint == info["endpoint"])
+
+
 @pytest.fixture
 def alice(browser):
     """A signed-up, signed-in browser with an open socket."""
     assert browser.register("alice").status_code == 200
     browser.ws = browser.socket()
     return browser
+
+
+@pytest.fixture
+def push_service():
+    """A real local push service that verifies VAPID and decrypts (pushservice.py)."""
+    from pushservice import PushService
+
+    with PushService() as service:
+        yield service
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def gunicorn(tmp_path, db_url):
+    """Start ``gunicorn -k gthread wsgi:app`` as a real process; returns a
+    function ``start(workers=1, threads=16, **env) -> base URL``."""
+    import subprocess
+    import sys
+    import time
+
+    procs = []
+
+    def start(workers=1, threads=16, **env):
+        port = free_port()
+        environ = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("FLASKPUSH_")},
+            "FLASKPUSH_INSTANCE_PATH": str(tmp_path / "instance"),
+            "FLASKPUSH_DATABASE": json.dumps(db_url),
+            **{f"FLASKPUSH_{k}": v for k, v in env.items()},
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-k", "gthread", "--threads", str(threads),
+             "-w", str(workers), "-b", f"127.0.0.1:{port}", "--graceful-timeout", "5",
+             "--no-control-socket", "wsgi:app"],
+            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+            env=environ,
+        )
+        procs.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                requests.get(url + "/", timeout=1)
+                return url
+            except (requests.ConnectionError, requests.Timeout):
+                assert proc.poll() is None, "gunicorn exited"
+                time.sleep(0.1)
+        raise TimeoutError("gunicorn did not start")
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.wait(20)
