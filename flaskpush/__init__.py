@@ -21,6 +21,13 @@ DEFAULTS = {
     "WS_MAX_MESSAGE_SIZE": 64 * 1024,
     "WS_PING_INTERVAL": 25,
     "PRESENCE_HEARTBEAT": 30,
+    "WS_COMMAND_RATE": 20,  # commands per second per socket, on average
+    "WS_COMMAND_BURST": 60,  # commands a socket may send at once
+    "MAX_SUBSCRIPTIONS_PER_USER": 50,
+    "LOGIN_MAX_FAILURES": 10,  # failed sign-ins per user name before a lockout
+    "LOGIN_MAX_FAILURES_PER_ADDRESS": 30,  # per client address
+    "LOGIN_FAILURE_WINDOW": 900,  # seconds in which failures add up
+    "LOGIN_LOCKOUT": 900,  # seconds a locked name or address waits
     "PUSH_TTL": 86400,  # seconds a push service keeps a message for an offline browser
     "PUSH_CONNECT_TIMEOUT": 5,  # seconds
     "PUSH_READ_TIMEOUT": 15,  # seconds

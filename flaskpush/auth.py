@@ -12,7 +12,7 @@ from flask_login import LoginManager, current_user, login_user, logout_user
 from peewee import IntegrityError
 from werkzeug.security import generate_password_hash
 
-from . import csrf
+from . import csrf, ratelimit
 from .db import write_transaction
 from .models import LoginSession, User, token_hash
 
@@ -43,7 +43,7 @@ def credentials():
     )
 
 
-def answer(status, error=None, user=None, form=None):
+def answer(status, error=None, user=None, form=None, headers=None):
     """Reply as the caller asked: JSON, or the page (redirect on success)."""
     if wants_json():
         body = {"ok": error is None}
@@ -51,10 +51,10 @@ def answer(status, error=None, user=None, form=None):
             body["error"] = error
         if user:
             body["user"] = user.name
-        return jsonify(body), status
+        return jsonify(body), status, headers
     if error is None:
         return redirect(url_for("pages.index"))
-    return render_template("index.html", error=error, form=form), status
+    return render_template("index.html", error=error, form=form), status, headers
 
 
 def authenticate(username, password):
@@ -78,9 +78,17 @@ def sign_in(user):
 @bp.post("/login")
 def login():
     username, password = credentials()
+    address = request.remote_addr or ""
+    wait = ratelimit.sign_in_blocked_for(username, address, current_app.config)
+    if wait:
+        message = f"Too many failed sign-ins; try again in {wait} seconds"
+        return answer(429, message, form="signin", headers={"Retry-After": str(wait)})
     user = authenticate(username, password)
     if user is None:
+        with write_transaction():
+            ratelimit.record_failure(username, address, current_app.config)
         return answer(401, "Invalid username or password", form="signin")
+    ratelimit.clear_failures(username)
     sign_in(user)
     return answer(200, user=user)
 

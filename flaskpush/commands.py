@@ -17,6 +17,7 @@ from .db import close_db
 
 log = logging.getLogger(__name__)
 EXTENSION = "flaskpush.commands"
+RATE_LIMITED = "Too many commands; slow down"
 
 
 class CommandError(Exception):
@@ -102,8 +103,13 @@ def dispatch(app, frame, client):
     try:
         message = parse_frame(frame)
     except CommandError as exc:
-        return error(None, exc.reason)
-    command = app.extensions.get(EXTENSION, {}).get(message["cmd"])
+        message, reason = None, exc.reason
+    src = message["cmd"] if message else None
+    if not client.allow():
+        return error(src, RATE_LIMITED)
+    if message is None:
+        return error(None, reason)
+    command = app.extensions.get(EXTENSION, {}).get(src)
     if command is None:
         return error(message["cmd"], "Unknown command")
     return run(command, message, client)

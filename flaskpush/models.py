@@ -142,4 +142,13 @@ class SocketPresence(BaseModel):
         return {row.user_id for row in query}
 
 
-MODELS = [User, LoginSession, PushSubscription, SocketPresence]
+class LoginThrottle(BaseModel):
+    """Failed sign-ins counted per user name and per client address."""
+
+    key = CharField(max_length=128, primary_key=True)
+    failures = IntegerField(default=0)
+    first_failure_at = DateTimeField(default=utcnow)
+    locked_until = DateTimeField(null=True)
+
+
+MODELS = [User, LoginSession, PushSubscription, SocketPresence, LoginThrottle]

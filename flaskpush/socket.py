@@ -10,6 +10,7 @@ from flask_sock import Sock
 from .commands import dispatch
 from .db import close_db
 from .models import LoginSession, SocketPresence, utcnow
+from .ratelimit import TokenBucket
 
 bp = Blueprint("socket", __name__)
 sock = Sock()
@@ -26,8 +27,13 @@ class Client:
 
     session_id: str | None
     user_agent: str
+    bucket: TokenBucket | None = None
     user: object = None
     socket_id: str = field(default_factory=lambda: secrets.token_hex(16))
+
+    def allow(self):
+        """Whether this socket is within its command rate."""
+        return self.bucket is None or self.bucket.allow()
 
     def authenticate(self):
         self.user = LoginSession.active_user(self.session_id) if self.session_id else None
@@ -86,7 +92,11 @@ def websocket(ws):
     """Read frames until the client goes; answer each on this socket only."""
     app = current_app._get_current_object()
     session_id = current_user.login_session.id if current_user.is_authenticated else None
-    client = Client(session_id=session_id, user_agent=request.user_agent.string or "")
+    client = Client(
+        session_id=session_id,
+        user_agent=request.user_agent.string or "",
+        bucket=TokenBucket(app.config["WS_COMMAND_RATE"], app.config["WS_COMMAND_BURST"]),
+    )
     close_db()  # the handshake's connection; each command opens its own
     presence = Presence(client)
     interval = app.config["PRESENCE_HEARTBEAT"]

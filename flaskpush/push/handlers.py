@@ -2,6 +2,7 @@
 from flask import current_app
 
 from ..commands import CommandError, CommandSet
+from ..db import write_transaction
 from ..vapid import VapidUnavailable, get_vapid, public_key_b64
 from . import store
 from .validation import validate_subscription
@@ -31,8 +32,12 @@ def push_subscribe(message, client):
     subscription = validate_subscription(
         message["subscription"], current_app.config["ALLOW_INSECURE_ENDPOINTS"]
     )
-    if not store.save(subscription, client.user, client.user_agent):
-        raise CommandError("Endpoint registered to another user")
+    limit = current_app.config["MAX_SUBSCRIPTIONS_PER_USER"]
+    with write_transaction():
+        if store.would_exceed(client.user, subscription.endpoint, limit):
+            raise CommandError(f"Too many subscriptions for this user (at most {limit})")
+        if not store.save(subscription, client.user, client.user_agent):
+            raise CommandError("Endpoint registered to another user")
     return {"cmd": "push_subscribed", "success": True}
 
 

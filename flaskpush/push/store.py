@@ -1,6 +1,6 @@
 """Writes to the subscription table, each one statement and race-free."""
-from ..db import database
-from ..models import PushSubscription, utcnow
+from ..db import database, is_sqlite
+from ..models import PushSubscription, User, utcnow
 
 
 def save(subscription, user, user_agent=""):
@@ -48,6 +48,18 @@ def save(subscription, user, user_agent=""):
     )
     with database.atomic():
         return len(list(query.execute())) == 1
+
+
+def would_exceed(user, endpoint, limit):
+    """Whether storing ``endpoint`` would give ``user`` more than ``limit``
+    subscriptions. Call it inside ``write_transaction()``: on PostgreSQL the
+    user's row is locked so two racing subscribes cannot both pass."""
+    if not is_sqlite():
+        User.select().where(User.id == user.id).for_update().execute()
+    owned = PushSubscription.select().where(PushSubscription.user == user.id)
+    if owned.where(PushSubscription.endpoint == endpoint).exists():
+        return False
+    return owned.count() >= limit
 
 
 def remove(endpoint, user):

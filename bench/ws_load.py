@@ -1,0 +1,212 @@
+"""Command throughput over many authenticated sockets, against a bare echo app.
+
+flaskpush and ``echo_app.py`` run side by side under the same gunicorn
+settings. For each concurrency C, C sockets each do push_subscribe /
+push_unsubscribe round trips (real P-256 keys, one endpoint per socket) as
+fast as the replies come; the echo app gets the same frames. The output is
+commands per second, p50 and p99 latency for both, and flaskpush's
+throughput as a ratio of the echo app's, measured in the same run.
+
+    python bench/ws_load.py                       # SQLite, 1 worker, C = 50 200 1000
+    python bench/ws_load.py --database postgresql://USER@HOST:5432/DB --workers 4
+"""
+import argparse
+import asyncio
+import json
+import multiprocessing
+import secrets
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+import common
+
+TARGET_C, TARGET_RATIO, TARGET_TAIL = 200, 0.5, 10
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--conns", type=int, nargs="+", default=[50, 200, 1000], help="concurrent sockets, one run each")
+    parser.add_argument("--users", type=int, default=50, help="users signed up; sockets share them like browser tabs")
+    parser.add_argument("--duration", type=float, default=10, help="measured seconds per run")
+    parser.add_argument("--warmup", type=float, default=2, help="unmeasured seconds before each run")
+    parser.add_argument("--database", help="FLASKPUSH_DATABASE (default: SQLite in a fresh instance folder)")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--threads", type=int, help="gthread threads per worker (default: max C + 16)")
+    parser.add_argument("--generators", type=int, default=1, help="load generator processes")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin server and generator to separate CPUs")
+    return parser.parse_args()
+
+
+@dataclass
+class Result:
+    throughput: float
+    p50: float
+    p99: float
+    errors: int
+    samples: list
+    generator_cpu: float  # busiest generator's CPU share: near 1.0 means it, not the server, limits
+
+
+    def line(self, c, name):
+        return (f"C={c:<5} {name:<9} commands/s={self.throughput:9.0f}  p50={self.p50 * 1000:8.2f} ms"
+                f"  p99={self.p99 * 1000:8.2f} ms  errors={self.errors}  generator cpu={self.generator_cpu:.0%}")
+
+
+def command_frames(subscription):
+    """The socket's two alternating commands and the reply each one expects."""
+    return [
+        (json.dumps({"cmd": "push_subscribe", "subscription": subscription}), "push_subscribed"),
+        (json.dumps({"cmd": "push_unsubscribe", "endpoint": subscription["endpoint"]}), "push_unsubscribed"),
+    ]
+
+
+def answered(message, frame, want, echo):
+    if message.type != aiohttp.WSMsgType.TEXT:
+        return False
+    return message.data == frame if echo else json.loads(message.data).get("cmd") == want
+
+
+async def drive(url, cookies, frame_pairs, echo, barrier, warmup, duration):
+    """Open this generator's sockets, start with the others, and run round
+    trips until the window closes; latencies count only inside it."""
+    latencies, errors, samples = [], 0, []
+
+    def fail(what):
+        nonlocal errors
+        errors += 1
+        if len(samples) < 5:
+            samples.append(what)
+
+    async with common.http_session() as http:
+        gate = asyncio.Semaphore(100)
+
+        async def connect(cookie):
+            async with gate:
+                return await common.open_socket(http, url, cookie)
+
+        opened = await asyncio.gather(*(connect(c) for c in cookies), return_exceptions=True)
+        sockets = []
+        for ws, pair in zip(opened, frame_pairs):
+            if isinstance(ws, BaseException):
+                fail(f"connect: {ws!r}")
+            else:
+                sockets.append((ws, pair))
+        await asyncio.get_running_loop().run_in_executor(None, barrier.wait, 300)
+        started, cpu = time.monotonic(), time.process_time()
+        begin = started + warmup
+        end = begin + duration
+
+        async def round_trips(ws, pair):
+            turn = 0
+            while (sent := time.monotonic()) < end:
+                frame, want = pair[turn % 2]
+                turn += 1
+                try:
+                    await ws.send_str(frame)
+                    message = await ws.receive(timeout=30)
+                except Exception as exc:
+                    return fail(f"{want}: {exc!r}")
+                done = time.monotonic()
+                if not answered(message, frame, want, echo):
+                    fail(f"{want}: {message.type.name} {str(message.data)[:200]}")
+                    if message.type != aiohttp.WSMsgType.TEXT:
+                        return
+                elif begin <= done < end:
+                    latencies.append(done - sent)
+
+        await asyncio.gather(*(round_trips(ws, pair) for ws, pair in sockets))
+        busy = (time.process_time() - cpu) / (time.monotonic() - started)
+        await asyncio.gather(*(ws.close() for ws, _ in sockets), return_exceptions=True)
+    return latencies, errors, samples, busy
+
+
+def generator(cpus, results, *job):
+    common.pin_to(cpus)
+    try:
+        results.put(asyncio.run(drive(*job)))
+    except Exception as exc:
+        results.put(([], 1, [f"generator: {exc!r}"], 0.0))
+
+
+def measure(url, cookies, frame_pairs, echo, args, cpus):
+    """Spread the sockets over the generator processes and merge their figures."""
+    context = multiprocessing.get_context("fork")
+    results, barrier = context.Queue(), context.Barrier(args.generators)
+    procs = [
+        context.Process(target=generator, args=(
+            cpus, results, url, cookies[i::args.generators], frame_pairs[i::args.generators],
+            echo, barrier, args.warmup, args.duration))
+        for i in range(args.generators)
+    ]
+    for proc in procs:
+        proc.start()
+    parts = [results.get(timeout=600) for _ in procs]
+    for proc in procs:
+        proc.join()
+    latencies = sorted(lat for part in parts for lat in part[0])
+    return Result(
+        throughput=len(latencies) / args.duration,
+        p50=common.percentile(latencies, 0.50),
+        p99=common.percentile(latencies, 0.99),
+        errors=sum(part[1] for part in parts),
+        samples=[s for part in parts for s in part[2]],
+        generator_cpu=max(part[3] for part in parts),
+    )
+
+
+def verdict(c, fp, echo):
+    ratio = fp.throughput / echo.throughput if echo.throughput else 0.0
+    tail = fp.p99 / fp.p50 if fp.p50 else float("inf")
+    line = f"C={c:<5} ratio     flaskpush/echo throughput={ratio:.2f}  flaskpush p99/p50={tail:.1f}"
+    if c == TARGET_C:
+        met = ratio >= TARGET_RATIO and tail < TARGET_TAIL and fp.errors == 0 and echo.errors == 0
+        line += f"  target (>= {TARGET_RATIO}, p99 < {TARGET_TAIL}x p50, no errors): {'met' if met else 'MISSED'}"
+    return line
+
+
+def main():
+    args = parse_args()
+    server_cpus, generator_cpus = common.cpu_split(not args.no_pin)
+    threads = args.threads or max(args.conns) + 16
+    settings = {"workers": args.workers, "threads": threads, "connections": threads + 64, "cpus": server_cpus}
+    print(common.machine(server_cpus, generator_cpus))
+    print(f"# gunicorn -k gthread --workers {args.workers} --threads {threads}; "
+          f"database {'SQLite' if not args.database else args.database.split('@')[-1]}; "
+          f"{args.users} users, {args.generators} generator process(es), {args.duration:g} s per run")
+    errors = 0
+    with tempfile.TemporaryDirectory(prefix="flaskpush-bench-") as tmp:
+        env = {"FLASKPUSH_INSTANCE_PATH": str(Path(tmp, "instance"))}
+        if args.database:
+            env["FLASKPUSH_DATABASE"] = args.database
+        with common.Gunicorn("wsgi:app", Path(tmp, "flaskpush.log"), env=env, **settings) as fp, \
+                common.Gunicorn("echo_app:app", Path(tmp, "echo.log"), pythonpath=common.BENCH, **settings) as echo:
+            users = asyncio.run(common.register_users(fp.url, args.users))
+            run_id = secrets.token_hex(4)
+            frame_pairs = [
+                command_frames(common.make_subscription(f"https://push.example.com/send/{run_id}-{i}"))
+                for i in range(max(args.conns))
+            ]
+            for c in args.conns:
+                cookies = [users[i % len(users)] for i in range(c)]
+                results = {}
+                for name, server, is_echo in (("echo", echo, True), ("flaskpush", fp, False)):
+                    results[name] = measure(server.url, cookies, frame_pairs[:c], is_echo, args, generator_cpus)
+                    print(results[name].line(c, name), flush=True)
+                    for sample in results[name].samples:
+                        print(f"    {sample}")
+                    errors += results[name].errors
+                print(verdict(c, results["flaskpush"], results["echo"]), flush=True)
+            logged = fp.tracebacks() + echo.tracebacks()
+            print(f"server tracebacks logged: {logged}")
+            errors += logged
+    print(f"total errors={errors}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
