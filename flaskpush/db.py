@@ -13,25 +13,29 @@ database = DatabaseProxy()
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
-    "busy_timeout": 10000,
     "foreign_keys": 1,
     "synchronous": "normal",
 }
 
 
-def open_database(url):
+def open_database(url, busy_timeout=10):
     """Turn a ``FLASKPUSH_DATABASE`` URL into a Peewee database.
 
     PostgreSQL URLs get a connection pool (threads come and go with sockets);
     SQLite gets WAL mode and a busy timeout so concurrent writers wait
-    instead of failing with "database is locked".
+    instead of failing with "database is locked". ``busy_timeout`` (seconds)
+    bounds how long a command waits for a lock or a pooled connection.
     """
     scheme = url.split(":", 1)[0]
     if scheme in ("postgres", "postgresql"):
         url = "postgresql+pool" + url[len(scheme):]
-        return db_url.connect(url, max_connections=32, stale_timeout=300, timeout=10)
+        return db_url.connect(
+            url, max_connections=32, stale_timeout=300, timeout=busy_timeout,
+            connect_timeout=max(1, int(busy_timeout)),
+        )
     if scheme == "sqlite":
-        return db_url.connect(url, pragmas=SQLITE_PRAGMAS, timeout=10, check_same_thread=False)
+        pragmas = {**SQLITE_PRAGMAS, "busy_timeout": int(busy_timeout * 1000)}
+        return db_url.connect(url, pragmas=pragmas, timeout=busy_timeout, check_same_thread=False)
     return db_url.connect(url)
 
 
@@ -73,6 +77,6 @@ def init_app(app):
     if not url:
         url = "sqlite:///" + os.path.join(app.instance_path, "flaskpush.sqlite3")
         app.config["DATABASE"] = url
-    database.initialize(open_database(url))
+    database.initialize(open_database(url, app.config["DATABASE_TIMEOUT"]))
     create_tables()
     app.teardown_appcontext(close_db)

@@ -3,8 +3,10 @@ helpers that use the site the way a browser does (HTTP login, then a
 WebSocket carrying the session cookie).
 
 Every test that uses the database runs on SQLite in its temporary folder,
-and again on PostgreSQL when ``FLASKPUSH_TEST_DATABASE`` names a server (a
-private database is created on it for the run and emptied before each test).
+and again on PostgreSQL: the server ``FLASKPUSH_TEST_DATABASE`` names
+(default: the local one at 127.0.0.1:5432, database ``test``), where a private
+database is created for the run and emptied before each test. Set it to
+``off`` to run on SQLite alone.
 """
 import base64
 import json
@@ -23,7 +25,8 @@ from flaskpush import create_app
 from flaskpush.db import database, open_database
 from flaskpush.models import MODELS
 
-TEST_DATABASE = os.environ.get("FLASKPUSH_TEST_DATABASE", "")
+TEST_DATABASE = os.environ.get("FLASKPUSH_TEST_DATABASE", "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRES = TEST_DATABASE.lower() != "off"
 
 
 def empty_database(url):
@@ -60,10 +63,9 @@ def postgres_url():
     admin.close()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"] if TEST_DATABASE else ["sqlite"])
+@pytest.fixture(params=["sqlite", "postgresql"] if POSTGRES else ["sqlite"])
 def db_url(request, instance_path):
-    """Each test runs on SQLite, and again on PostgreSQL when
-    ``FLASKPUSH_TEST_DATABASE`` names a server."""
+    """Each test runs on SQLite, and again on PostgreSQL."""
     if request.param == "postgresql":
         url = request.getfixturevalue("postgres_url")
         empty_database(url)
