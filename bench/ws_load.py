@@ -180,7 +180,9 @@ def main():
           f"{args.users} users, {args.generators} generator process(es), {args.duration:g} s per run")
     errors = 0
     with tempfile.TemporaryDirectory(prefix="flaskpush-bench-") as tmp:
-        env = {"FLASKPUSH_INSTANCE_PATH": str(Path(tmp, "instance"))}
+        # Each socket sends as fast as replies come: lift the per-socket rate limit.
+        env = {"FLASKPUSH_INSTANCE_PATH": str(Path(tmp, "instance")),
+               "FLASKPUSH_WS_COMMAND_RATE": "1000000", "FLASKPUSH_WS_COMMAND_BURST": "1000000"}
         if args.database:
             env["FLASKPUSH_DATABASE"] = args.database
         with common.Gunicorn("wsgi:app", Path(tmp, "flaskpush.log"), env=env, **settings) as fp, \
@@ -203,6 +205,9 @@ def main():
                 print(verdict(c, results["flaskpush"], results["echo"]), flush=True)
             logged = fp.tracebacks() + echo.tracebacks()
             print(f"server tracebacks logged: {logged}")
+            for server in (fp, echo):
+                if server.tracebacks():
+                    print(server.first_traceback())
             errors += logged
     print(f"total errors={errors}")
     return 1 if errors else 0

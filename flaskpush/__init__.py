@@ -10,6 +10,7 @@ from flask import Flask
 DEFAULTS = {
     "DATABASE": None,  # sqlite:///<instance>/flaskpush.sqlite3
     "DATABASE_TIMEOUT": 10,  # seconds to wait for a lock (SQLite) or a pooled connection
+    "DATABASE_POOL_SIZE": 20,  # connections per process; PostgreSQL must allow workers x this
     "VAPID_PRIVATE_KEY": None,  # <instance>/vapid_private.pem, created on first start
     "VAPID_SUBJECT": "mailto:admin@example.com",
     "ALLOW_INSECURE_ENDPOINTS": False,

@@ -18,7 +18,7 @@ from peewee import (
 )
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .db import database
+from .db import Prepared, database
 
 
 def utcnow():
@@ -85,17 +85,12 @@ class LoginSession(BaseModel):
 
     @classmethod
     def active_user(cls, session_id):
-        """The active user of a live session, or None: one primary-key read."""
-        row = (
-            cls.select(cls, User)
-            .join(User)
-            .where((cls.id == session_id) & (User.active == True))  # noqa: E712
-            .first()
-        )
-        if row is None:
-            return None
-        row.user.login_session = row
-        return row.user
+        """The active user of a live session, or None: one primary-key read,
+        run before every socket command."""
+        user = ACTIVE_USER.first(User, session_id=session_id)
+        if user is not None:
+            user.login_session = cls(id=session_id, user=user)
+        return user
 
 
 class PushSubscription(BaseModel):
@@ -152,3 +147,9 @@ class LoginThrottle(BaseModel):
 
 
 MODELS = [User, LoginSession, PushSubscription, SocketPresence, LoginThrottle]
+
+ACTIVE_USER = Prepared(
+    lambda session_id: User.select()
+    .join(LoginSession)
+    .where((LoginSession.id == session_id) & (User.active == True))  # noqa: E712
+)

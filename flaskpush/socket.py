@@ -3,12 +3,13 @@ import json
 import secrets
 from dataclasses import dataclass, field
 
-from flask import Blueprint, abort, current_app, request
+from flask import Blueprint, abort, current_app, g, request
 from flask_login import current_user
 from flask_sock import Sock
+from peewee import PeeweeException
 
 from .commands import dispatch
-from .db import close_db
+from .db import close_db, write_transaction
 from .models import LoginSession, SocketPresence, utcnow
 from .ratelimit import TokenBucket
 
@@ -45,13 +46,21 @@ def request_origin():
 
 
 @bp.before_request
-def check_origin():
-    """Refuse cross-site handshakes, so another site cannot ride the cookie."""
+def check_handshake():
+    """Settle everything that can fail before the connection is upgraded,
+    while an HTTP error can still be sent: refuse cross-site handshakes (so
+    another site cannot ride the cookie), and read the session (503 if the
+    database is unreachable)."""
     origin = request.headers.get("Origin")
-    if origin is None:
-        return
-    if origin != request_origin() and origin not in current_app.config["ALLOWED_ORIGINS"]:
+    if origin is not None and origin != request_origin() and origin not in current_app.config["ALLOWED_ORIGINS"]:
         abort(403)
+    try:
+        g.session_id = current_user.login_session.id if current_user.is_authenticated else None
+    except PeeweeException:
+        current_app.logger.exception("cannot read the session of a WebSocket handshake")
+        abort(503)
+    finally:
+        close_db()
 
 
 class Presence:
@@ -67,20 +76,20 @@ class Presence:
             self.clear()
             return
         now = utcnow()
-        (
+        with write_transaction():
             SocketPresence.insert(
                 id=self.client.socket_id,
                 user=self.client.user.id,
                 login_session=self.client.session_id,
                 heartbeat_at=now,
-            )
-            .on_conflict(conflict_target=[SocketPresence.id], update={SocketPresence.heartbeat_at: now})
-            .execute()
-        )
+            ).on_conflict(
+                conflict_target=[SocketPresence.id], update={SocketPresence.heartbeat_at: now}
+            ).execute()
         self.beat_at = now
 
     def clear(self):
-        SocketPresence.delete().where(SocketPresence.id == self.client.socket_id).execute()
+        with write_transaction():
+            SocketPresence.delete().where(SocketPresence.id == self.client.socket_id).execute()
         self.beat_at = None
 
     def due(self, interval):
@@ -91,13 +100,12 @@ class Presence:
 def websocket(ws):
     """Read frames until the client goes; answer each on this socket only."""
     app = current_app._get_current_object()
-    session_id = current_user.login_session.id if current_user.is_authenticated else None
+    session_id = g.session_id
     client = Client(
         session_id=session_id,
         user_agent=request.user_agent.string or "",
         bucket=TokenBucket(app.config["WS_COMMAND_RATE"], app.config["WS_COMMAND_BURST"]),
     )
-    close_db()  # the handshake's connection; each command opens its own
     presence = Presence(client)
     interval = app.config["PRESENCE_HEARTBEAT"]
     if session_id:

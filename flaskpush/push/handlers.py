@@ -47,5 +47,6 @@ def push_unsubscribe(message, client):
     if endpoint is None or endpoint == "":
         raise CommandError("Missing endpoint")
     if isinstance(endpoint, str):
-        store.remove(endpoint, client.user)
+        with write_transaction():
+            store.remove(endpoint, client.user)
     return {"cmd": "push_unsubscribed", "success": True}

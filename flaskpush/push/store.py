@@ -1,53 +1,64 @@
-"""Writes to the subscription table, each one statement and race-free."""
-from ..db import database, is_sqlite
-from ..models import PushSubscription, User, utcnow
+"""Writes to the subscription table, each one statement and race-free.
+
+These run on every socket command, so their SQL is built once (``Prepared``).
+"""
+from peewee import Case, fn
+
+from ..db import Prepared, is_sqlite
+from ..models import PushSubscription as Sub
+from ..models import User, utcnow
+
+
+def _upsert(user, login_session, endpoint, p256dh, auth, expiration_time, user_agent, now):
+    """One ``INSERT ... ON CONFLICT DO UPDATE ... WHERE``: the database itself
+    decides the ownership rule, so two users racing for one endpoint cannot
+    both win, on SQLite or PostgreSQL."""
+    fields = {
+        Sub.user: user,
+        Sub.login_session: login_session,
+        Sub.p256dh: p256dh,
+        Sub.auth: auth,
+        Sub.expiration_time: expiration_time,
+        Sub.user_agent: user_agent,
+        Sub.updated_at: now,
+        Sub.failure_count: 0,
+        Sub.failing_since: None,
+    }
+    return (
+        Sub.insert({**fields, Sub.endpoint: endpoint, Sub.created_at: now, Sub.last_success_at: None})
+        .on_conflict(
+            conflict_target=[Sub.endpoint],
+            update=fields,
+            where=(Sub.user == user) | ((Sub.p256dh == p256dh) & (Sub.auth == auth)),
+        )
+        .returning(Sub.id)
+    )
+
+
+UPSERT = Prepared(_upsert)
+OWNED = Prepared(
+    lambda user, endpoint: Sub.select(
+        fn.COUNT(Sub.id), fn.SUM(Case(None, [(Sub.endpoint == endpoint, 1)], 0))
+    ).where(Sub.user == user)
+)
+LOCK_USER = Prepared(lambda user: User.select(User.id).where(User.id == user).for_update())
+REMOVE = Prepared(lambda user, endpoint: Sub.delete().where((Sub.endpoint == endpoint) & (Sub.user == user)))
 
 
 def save(subscription, user, user_agent=""):
     """Insert or update ``subscription`` for ``user``; False if another user
-    holds the endpoint with different keys (then nothing changes).
-
-    One ``INSERT ... ON CONFLICT DO UPDATE ... WHERE`` decides the ownership
-    rule inside the database, so two users racing for one endpoint cannot
-    both win, on SQLite or PostgreSQL.
-    """
-    now = utcnow()
-    row = {
-        "user": user.id,
-        "login_session": user.login_session.id if user.login_session else None,
-        "endpoint": subscription.endpoint,
-        "p256dh": subscription.p256dh,
-        "auth": subscription.auth,
-        "expiration_time": subscription.expiration_time,
-        "user_agent": user_agent[:512],
-        "created_at": now,
-        "updated_at": now,
-    }
-    Sub = PushSubscription
-    query = (
-        Sub.insert(row)
-        .on_conflict(
-            conflict_target=[Sub.endpoint],
-            update={
-                Sub.user: user.id,
-                Sub.login_session: row["login_session"],
-                Sub.p256dh: subscription.p256dh,
-                Sub.auth: subscription.auth,
-                Sub.expiration_time: subscription.expiration_time,
-                Sub.user_agent: row["user_agent"],
-                Sub.updated_at: now,
-                Sub.failure_count: 0,
-                Sub.failing_since: None,
-            },
-            where=(
-                (Sub.user == user.id)
-                | ((Sub.p256dh == subscription.p256dh) & (Sub.auth == subscription.auth))
-            ),
-        )
-        .returning(Sub.id)
+    holds the endpoint with different keys (then nothing changes)."""
+    cursor = UPSERT.execute(
+        user=user.id,
+        login_session=user.login_session.id if user.login_session else None,
+        endpoint=subscription.endpoint,
+        p256dh=subscription.p256dh,
+        auth=subscription.auth,
+        expiration_time=subscription.expiration_time,
+        user_agent=user_agent[:512],
+        now=utcnow(),
     )
-    with database.atomic():
-        return len(list(query.execute())) == 1
+    return len(cursor.fetchall()) == 1
 
 
 def would_exceed(user, endpoint, limit):
@@ -55,17 +66,11 @@ def would_exceed(user, endpoint, limit):
     subscriptions. Call it inside ``write_transaction()``: on PostgreSQL the
     user's row is locked so two racing subscribes cannot both pass."""
     if not is_sqlite():
-        User.select().where(User.id == user.id).for_update().execute()
-    owned = PushSubscription.select().where(PushSubscription.user == user.id)
-    if owned.where(PushSubscription.endpoint == endpoint).exists():
-        return False
-    return owned.count() >= limit
+        LOCK_USER.execute(user=user.id)
+    count, held = OWNED.execute(user=user.id, endpoint=endpoint).fetchone()
+    return not held and count >= limit
 
 
 def remove(endpoint, user):
     """Delete ``user``'s own subscription to ``endpoint``; others' are untouched."""
-    return (
-        PushSubscription.delete()
-        .where((PushSubscription.endpoint == endpoint) & (PushSubscription.user == user.id))
-        .execute()
-    )
+    return REMOVE.execute(user=user.id, endpoint=endpoint).rowcount
