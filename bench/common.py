@@ -119,6 +119,11 @@ class Gunicorn:
         """Server-side failures: every traceback gunicorn or the app logged."""
         return self.log.read_text(errors="replace").count("Traceback")
 
+    def first_traceback(self, lines=30):
+        text = self.log.read_text(errors="replace")
+        start = text.find("Traceback")
+        return "\n".join(text[start:].splitlines()[:lines]) if start >= 0 else ""
+
 
 def rss_kib(pid):
     """Resident memory of one process, from ``/proc``."""
