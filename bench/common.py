@@ -83,17 +83,19 @@ class Gunicorn:
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
                 self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                preexec_fn=lambda: pin_to(self.cpus),
+                preexec_fn=lambda: pin_to(self.cpus), start_new_session=True,
             )
         self.wait_ready()
         return self
 
     def __exit__(self, *exc):
+        """Stop gracefully; a master that does not stop in time is killed
+        with its whole process group, so no worker outlives the run."""
         self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(30)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
     def wait_ready(self, timeout=60):

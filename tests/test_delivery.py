@@ -265,3 +265,15 @@ def test_delivery_works_in_a_forked_child(app, user, push_service):
             os._exit(status)
     assert os.waitpid(pid, 0)[1] == 0
     assert {m.json()["title"] for m in push_service.messages()} == {"parent", "child"}
+
+
+def test_vapid_header_is_renewed_before_it_expires(app):
+    from flaskpush.push.authorization import LIFETIME, RENEW_BEFORE, HeaderCache
+
+    with app.app_context():
+        cache = HeaderCache(get_vapid(), "mailto:ops@example.com")
+    now = time.time()
+    first = cache.header("https://push.example.com/a", now)
+    assert cache.header("https://push.example.com/b", now + 60) == first
+    assert cache.header("https://other.example.com/a", now) != first
+    assert cache.header("https://push.example.com/a", now + LIFETIME - RENEW_BEFORE + 1) != first

@@ -92,6 +92,7 @@ def test_a_socket_on_any_server_makes_the_user_online(app, servers, alice, push_
     on_a, on_b = alice.socket(), Browser(servers[1][1])
     on_b.http.cookies.update(alice.http.cookies)
     on_b = on_b.socket()
+    wait_until(lambda: SocketPresence.select().count() == 2)  # each server's first beat
     assert notify(app, only_if_offline=True) == []
     on_a.close()
     assert notify(app, only_if_offline=True) == []

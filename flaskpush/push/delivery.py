@@ -53,6 +53,9 @@ class Job:
     p256dh: str
     auth: str
 
+    def result(self, outcome, status, reason, attempts):
+        return Result(self.subscription_id, self.endpoint, outcome, status, reason, attempts)
+
 
 def push_headers(config, ttl=None, urgency=None, topic=None):
     """The RFC 8030 headers, checked here so a bad option fails before sending."""
@@ -84,14 +87,14 @@ def header_cache(app):
 def conclude(job, answer, attempts):
     """Turn the last answer into a ``Result``."""
     if answer.status in (200, 201, 202):
-        return Result(job.subscription_id, job.endpoint, "sent", answer.status, "", attempts)
+        return job.result("sent", answer.status, "", attempts)
     outcome = "gone" if answer.status in GONE else "failed"
     reason = answer.text or (f"HTTP {answer.status}" if answer.status else "no answer")
     if answer.status in VAPID_SUSPECT:
         reason += " (probably a VAPID problem: key, subject or aud)"
     elif answer.status is not None and 300 <= answer.status < 400:
         reason += " (redirects are not followed)"
-    return Result(job.subscription_id, job.endpoint, outcome, answer.status, reason, attempts)
+    return job.result(outcome, answer.status, reason, attempts)
 
 
 @dataclass
@@ -116,7 +119,7 @@ class Batch:
                 result = await self.deliver(job)
             except Exception as exc:  # a bad stored key must not stop the fan-out
                 log.exception("push to subscription %s failed", job.subscription_id)
-                result = Result(job.subscription_id, job.endpoint, "failed", None, repr(exc)[:300], 0)
+                result = job.result("failed", None, repr(exc)[:300], 0)
             done.append(result)
 
     async def deliver(self, job):
@@ -124,7 +127,7 @@ class Batch:
         try:
             self.transport.check(job.endpoint)
         except Refused as exc:
-            return Result(job.subscription_id, job.endpoint, "failed", None, f"refused: {exc}", 1)
+            return job.result("failed", None, f"refused: {exc}", 1)
         body = encrypt(self.plaintext, job.p256dh, job.auth)
         attempts, waited = 0, 0.0
         while True:

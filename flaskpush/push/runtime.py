@@ -18,6 +18,15 @@ _lock = threading.Lock()
 _state = {"pid": None}
 
 
+def _new_lock_in_child():
+    """A fork copies the lock, perhaps held by a thread that did not come along."""
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_in_child)
+
+
 def _current():
     """This process's loop, executor and per-process cache, made on first use."""
     if _state["pid"] != os.getpid():

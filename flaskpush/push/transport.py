@@ -91,6 +91,9 @@ class Transport:
             connect=settings.connect_timeout,
             sock_read=settings.read_timeout,
         )
+        # Requests in flight in this process, over all concurrent sends; the
+        # timeouts start once a slot is held, so waiting for one never times out.
+        self._slots = asyncio.Semaphore(settings.concurrency)
         self._session = None
 
     @classmethod
@@ -107,7 +110,7 @@ class Transport:
             return
         if parts.scheme != "https":
             raise Refused("endpoint is not https")
-        address = literal_ip(host.strip("[]"))
+        address = literal_ip(host)
         if address is not None and not is_public_address(address):
             raise Refused(f"{host} is not a public address")
 
@@ -115,7 +118,7 @@ class Transport:
         """One attempt to an endpoint that passed ``check``; every failure
         comes back as an ``Answer``, never raised."""
         try:
-            async with self.session().post(
+            async with self._slots, self.session().post(
                 endpoint, data=body, headers=headers, allow_redirects=False, timeout=self.timeout
             ) as response:
                 if response.status in (200, 201, 202):
