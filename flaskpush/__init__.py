@@ -6,6 +6,7 @@ instance secrets, the login manager, the WebSocket and the blueprints.
 import os
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 DEFAULTS = {
     "DATABASE": None,  # sqlite:///<instance>/flaskpush.sqlite3
@@ -16,6 +17,7 @@ DEFAULTS = {
     "ALLOW_INSECURE_ENDPOINTS": False,
     "ALLOWED_ORIGINS": [],
     "OPEN_REGISTRATION": True,
+    "PROXY_COUNT": 0,  # reverse proxies in front whose X-Forwarded-* headers to trust
     "MIN_PASSWORD_LENGTH": 8,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
@@ -58,6 +60,9 @@ def create_app(test_config=None):
         app.config.from_mapping(test_config)
     app.config.from_prefixed_env("FLASKPUSH")
     os.makedirs(app.instance_path, exist_ok=True)
+    if app.config["PROXY_COUNT"]:
+        hops = app.config["PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
 
     from . import auth, cli, db, instance, pages, socket
     from .push import bp as push_bp

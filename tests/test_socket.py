@@ -104,3 +104,15 @@ def test_presence_row_lives_with_the_socket(alice):
     assert SocketPresence.select().count() == 1
     alice.ws.close()
     assert wait_until(lambda: SocketPresence.select().count() == 0)
+
+
+@pytest.mark.app_config(PROXY_COUNT=1)
+def test_origin_behind_a_tls_proxy(server):
+    """The proxy speaks http to the app; the browser's origin is https."""
+    headers = ["X-Forwarded-Proto: https", "X-Forwarded-Host: push.example.com"]
+    ws = websocket.create_connection(server.replace("http", "ws") + "/ws", header=headers,
+                                     origin="https://push.example.com")
+    ws.send(json.dumps({"cmd": "push_get_vapid"}))
+    assert json.loads(ws.recv())["cmd"] == "push_vapid"
+    with pytest.raises(websocket.WebSocketBadStatusException):
+        websocket.create_connection(server.replace("http", "ws") + "/ws", header=headers, origin=server)
