@@ -1,5 +1,6 @@
 """``flask push test-send``: a real push to chosen subscriptions, to check the whole path."""
 import collections
+import sys
 
 import click
 
@@ -17,8 +18,7 @@ def send_all(rows, payload, ttl):
     """``delivery.send``, with a progress bar on stderr for large selections."""
     if len(rows) < PROGRESS_FROM:
         return delivery.send(rows, payload, ttl=ttl)
-    stderr = click.get_text_stream("stderr")
-    with click.progressbar(length=len(rows), label="Sending", file=stderr) as bar:
+    with click.progressbar(length=len(rows), label="Sending", file=sys.stderr) as bar:
         return delivery.send(rows, payload, ttl=ttl, progress=lambda result: bar.update(1))
 
 
