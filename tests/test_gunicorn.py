@@ -1,19 +1,29 @@
-"""The production shape: gunicorn gthread workers sharing one database."""
+"""The production shape: four gunicorn gthread workers sharing one database."""
 from conftest import Browser, make_subscription
 
-from flaskpush.models import PushSubscription
+from flaskpush.models import PushSubscription, SocketPresence
 
 
-def test_gunicorn_serves_login_and_socket(app, gunicorn):
-    url = gunicorn(workers=2, threads=8)
-    browser = Browser(url)
-    assert browser.register("alice").json() == {"ok": True, "user": "alice"}
-    sockets = [browser.socket() for _ in range(4)]  # spread over both workers
+def test_four_workers_share_sessions_subscriptions_and_presence(app, gunicorn):
+    url = gunicorn(workers=4, threads=8)
+    alice, bob = Browser(url), Browser(url)
+    assert alice.register("alice").json() == {"ok": True, "user": "alice"}
+    assert bob.register("bob").json() == {"ok": True, "user": "bob"}
+    sockets = [alice.socket() for _ in range(8)]  # spread over the workers
     for i, ws in enumerate(sockets):
         assert ws.call("push_subscribe", subscription=make_subscription(f"https://push.example.com/{i}"))["success"]
-    assert PushSubscription.select().count() == 4
-    browser.logout()
+    # A subscription made through one worker is refused to bob on any other.
+    bob_ws = bob.socket()
+    stolen = make_subscription("https://push.example.com/0")
+    assert bob_ws.call("push_subscribe", subscription=stolen)["val"] == "Endpoint registered to another user"
+    assert PushSubscription.select().count() == 8
+    assert {p.user.name for p in SocketPresence.select()} == {"alice", "bob"}
+    assert SocketPresence.select().count() == 9
+
+    alice.logout()  # through whichever worker takes it: every socket sees it
     for ws in sockets:
         assert ws.call("push_unsubscribe", endpoint="https://push.example.com/0")["val"] == "Not authenticated"
     assert PushSubscription.select().count() == 0
-    browser.close()
+    assert [p.user.name for p in SocketPresence.select()] == ["bob"]
+    alice.close()
+    bob.close()
