@@ -6,6 +6,7 @@ alike); ``iso_utc`` renders them for people and scripts.
 import hashlib
 import secrets
 from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
 
 from flask_login import UserMixin
 from peewee import (
@@ -108,6 +109,11 @@ class PushSubscription(BaseModel):
     last_success_at = DateTimeField(null=True)
     failure_count = IntegerField(default=0)
     failing_since = DateTimeField(null=True)
+
+    @property
+    def push_service(self):
+        """Which push service holds the subscription (FCM, Mozilla, Apple...)."""
+        return urlsplit(self.endpoint).netloc
 
     def info(self):
         """The ``subscription_info`` dict pywebpush and browsers use."""

@@ -157,19 +157,25 @@ class FirefoxPushServer:
 
     async def _shutdown(self):
         """Close open sockets first; aiohttp would otherwise wait for them."""
-        for ws in list(self._sockets.values()):
-            await ws.close()
+        await self._close_sockets()
         await self._runner.cleanup()
+
+    async def _close_sockets(self):
+        with self._cond:
+            sockets = list(self._sockets.values())
+        for ws in sockets:
+            await ws.close()
 
     # -- what a test asks -------------------------------------------------
 
-    def wait_for_hello(self, timeout=30):
-        """Return the UAID once Firefox's push service has said hello.
+    def wait_for_hello(self, timeout=30, after=0):
+        """Return the UAID once Firefox's push service has said hello (a hello
+        beyond the first `after` ones).
 
         Firefox starts its push service in an idle task after startup and drops
         subscribe()/getSubscription() calls made before that; they hang forever.
         """
-        self._wait(lambda: self._hellos, timeout, "Firefox's push hello")
+        self._wait(lambda: len(self._hellos) > after, timeout, "Firefox's push hello")
         with self._cond:
             return self._hellos[-1]
 
@@ -183,6 +189,24 @@ class FirefoxPushServer:
         """Copies of every subscription seen, unsubscribed ones with active False."""
         with self._cond:
             return [dataclasses.replace(r) for r in self._registrations.values()]
+
+    def reset_uaid(self):
+        """Forget every browser, as a push service that lost its state does.
+
+        Every subscription's endpoint answers 410 from now on, and Firefox's
+        connections are closed. Firefox reconnects after its backoff
+        (dom.push.retryBaseInterval), says hello with its old UAID, gets a
+        new one, drops all its subscriptions and fires pushsubscriptionchange
+        in each service worker (PushServiceWebSocket._handleHelloReply).
+        Returns how many hellos came before, for wait_for_hello(after=...).
+        """
+        with self._cond:
+            for registration in self._registrations.values():
+                registration.active = False
+            self._pending.clear()
+            hellos = len(self._hellos)
+        asyncio.run_coroutine_threadsafe(self._close_sockets(), self._loop).result(10)
+        return hellos
 
     def _wait(self, predicate, timeout, what):
         """Block until predicate() holds; time out with the transcript to debug."""
@@ -239,7 +263,7 @@ class FirefoxPushServer:
         subscriptions and never decrypts payloads.
         """
         with self._cond:
-            known = {r.uaid for r in self._registrations.values()}
+            known = {r.uaid for r in self._registrations.values() if r.active}
             uaid = message.get("uaid") if message.get("uaid") in known else uuid.uuid4().hex
             self._sockets[uaid] = ws
         await self._send(ws, {"messageType": "hello", "status": 200, "uaid": uaid,

@@ -3,7 +3,8 @@
 notification, ``flaskpush.disable()`` - and what the client script does on its
 own: re-sending the subscription after a sign-in, re-subscribing when the
 server's VAPID key changed, and reopening its socket after a sign-in made
-without navigation.
+without navigation; and what the service worker does on its own when the push
+service replaces a subscription (``pushsubscriptionchange``).
 
 Firefox's push service is the loopback ``FirefoxPushServer`` (tests/firefox.py),
 so each push really is encrypted by the app, checked (VAPID) and relayed by a
@@ -116,6 +117,11 @@ def test_push_reaches_the_service_worker(page, push_service, runner):
     assert page.evaluate("flaskpush.status()") == {
         "supported": True, "permission": "granted", "enabled": True, "endpoint": subscription["endpoint"]}
     assert state(page) == "enabled"
+    [device] = page.evaluate("flaskpush.devices()")
+    assert device["current"] is True and device["push_service"] == push_service.origin.split("//")[1]
+    this_browser = "document.querySelector('#flaskpush-device-list li:has(.tag)')?.textContent"
+    assert "This browser" in settled(page, this_browser)
+    assert page.evaluate("document.querySelectorAll('#flaskpush-device-list button').length") == 0
     SCREENSHOTS.mkdir(exist_ok=True)
     page.screenshot(SCREENSHOTS / "state-enabled-firefox.png")
 
@@ -166,3 +172,22 @@ def test_sign_in_without_navigation_reopens_the_socket(page):
     assert status == 200
     endpoint = page.evaluate("flaskpush.enable()")["endpoint"]
     assert endpoints("dave") == [endpoint]
+
+
+def test_a_replaced_subscription_is_reported_by_the_service_worker(page, push_service, runner):
+    """The push service forgets the browser: Firefox drops its subscriptions and
+    fires pushsubscriptionchange; the service worker subscribes again and tells
+    the server on its own, with no page involved."""
+    sign_up(page, "erin")
+    old = page.evaluate("flaskpush.enable()")["endpoint"]
+
+    hellos = push_service.reset_uaid()
+    push_service.wait_for_hello(after=hellos)
+    [new] = wait_for_rows("erin", lambda rows: rows and old not in rows, timeout=20)
+    assert new.startswith(push_service.origin + "/push/") and new != old
+    assert page.evaluate("flaskpush.status()")["endpoint"] == new
+    assert {r.endpoint: r.active for r in push_service.registrations()}[old] is False
+
+    result = runner.invoke(args=["push", "test-send", "--user", "erin", "--title", "Moved", "--body", "Not lost"])
+    assert result.exit_code == 0, result.output
+    assert settled(page, NOTIFICATIONS)[-1] == {"title": "Moved", "body": "Not lost", "url": "/"}

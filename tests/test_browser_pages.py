@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from flaskpush.models import User
+from conftest import store_subscription
+from flaskpush.models import PushSubscription, User
 
 pytestmark = pytest.mark.browser
 
@@ -184,3 +185,31 @@ def test_a_failed_subscribe_is_shown_on_the_page(page, server):
     assert state_of(page) == "disabled"
     expect(page.locator("#flaskpush-enable")).to_be_enabled()
     shoot(page, "enable-failed")
+
+
+ANDROID_CHROME = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+                  "Chrome/126.0 Mobile Safari/537.36")
+WINDOWS_FIREFOX = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0"
+
+
+def test_other_devices_are_listed_and_removable(page, runner):
+    sign_up(page, "erin")
+    runner.invoke(args=["user", "create", "frank", "--password", "correct horse"])
+    phone, laptop = (store_subscription(User.get(User.name == "erin")) for _ in range(2))
+    store_subscription(User.get(User.name == "frank"))
+    for row, agent in ((phone, ANDROID_CHROME), (laptop, WINDOWS_FIREFOX)):
+        PushSubscription.update(user_agent=agent).where(PushSubscription.id == row.id).execute()
+    page.reload()
+
+    items = page.locator("#flaskpush-device-list li")
+    expect(items).to_have_count(2)
+    expect(items.locator(".name")).to_have_text(["Chrome on Android", "Firefox on Windows"])
+    expect(items.first.locator(".details")).to_contain_text("via push.example.com")
+    assert state_of(page) == "disabled"
+    shoot(page, "devices")
+
+    items.first.get_by_role("button", name="Remove Chrome on Android").click()
+    expect(items).to_have_count(1)
+    expect(items.locator(".name")).to_have_text(["Firefox on Windows"])
+    assert PushSubscription.get_or_none(PushSubscription.id == phone.id) is None
+    assert PushSubscription.select().count() == 2  # the laptop's, and frank's untouched

@@ -9,7 +9,7 @@ from ..db import write_transaction
 from ..models import PushSubscription, iso_utc, utcnow
 from . import push
 from .lookup import find_user, select_subscriptions, selection_options, subscriptions
-from .tables import describe, echo_table, minute, plural, push_host, short_endpoint
+from .tables import describe, echo_table, minute, plural, short_endpoint
 
 HEADERS = ("ID", "USER", "PUSH SERVICE", "ENDPOINT", "CREATED (UTC)", "LAST SUCCESS", "FAILURES")
 
@@ -34,7 +34,7 @@ def row(sub):
     return (
         sub.id,
         sub.user.name,
-        push_host(sub.endpoint),
+        sub.push_service,
         short_endpoint(sub.endpoint),
         minute(sub.created_at),
         minute(sub.last_success_at) or "never",

@@ -24,11 +24,6 @@ def plural(count, noun):
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
-def push_host(endpoint):
-    """Which push service holds the subscription (FCM, Mozilla, Apple...)."""
-    return urlsplit(endpoint).netloc
-
-
 def short_endpoint(endpoint, width=24):
     """The endpoint's path, cut in the middle: enough to tell rows apart."""
     path = urlsplit(endpoint).path
@@ -40,4 +35,4 @@ def short_endpoint(endpoint, width=24):
 
 def describe(sub):
     """One subscription on one line, for commands that report what they did."""
-    return f"#{sub.id} {sub.user.name} {push_host(sub.endpoint)} {short_endpoint(sub.endpoint)}"
+    return f"#{sub.id} {sub.user.name} {sub.push_service} {short_endpoint(sub.endpoint)}"

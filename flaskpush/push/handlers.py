@@ -1,13 +1,16 @@
-"""The three push commands of the wire protocol."""
+"""The push commands of the wire protocol: the contract's three, and the
+device list a user manages their browsers with."""
 from flask import current_app
 
 from ..commands import CommandError, CommandSet
 from ..db import write_transaction
+from ..models import PushSubscription, iso_utc
 from ..vapid import VapidUnavailable, get_vapid, public_key_b64
 from . import store
 from .validation import validate_subscription
 
 commands = CommandSet()
+MAX_ID = 2**31 - 1  # ids are PostgreSQL integers; a larger one can name no row
 
 
 @commands.command(
@@ -50,3 +53,36 @@ def push_unsubscribe(message, client):
         with write_transaction():
             store.remove(endpoint, client.user)
     return {"cmd": "push_unsubscribed", "success": True}
+
+
+def device(sub, current_endpoint):
+    """A subscription as the page shows it: which browser, where, since when."""
+    return {
+        "id": sub.id,
+        "push_service": sub.push_service,
+        "user_agent": sub.user_agent,
+        "created_at": iso_utc(sub.created_at),
+        "last_success_at": iso_utc(sub.last_success_at),
+        "current": sub.endpoint == current_endpoint,
+    }
+
+
+@commands.command("push_list_devices", failure="Failed to list devices")
+def push_list_devices(message, client):
+    """The caller's own subscriptions; ``endpoint``, if given, marks this browser's."""
+    rows = PushSubscription.select().where(PushSubscription.user == client.user.id).order_by(PushSubscription.id)
+    return {"cmd": "push_devices", "devices": [device(sub, message.get("endpoint")) for sub in rows]}
+
+
+@commands.command("push_remove_device", failure="Failed to remove device")
+def push_remove_device(message, client):
+    """Like ``push_unsubscribe`` but by id, for another browser than this one:
+    someone else's id answers success too and changes nothing."""
+    device_id = message.get("id")
+    if isinstance(device_id, bool) or not isinstance(device_id, int) or not 0 < device_id <= MAX_ID:
+        raise CommandError("Invalid device id")
+    with write_transaction():
+        PushSubscription.delete().where(
+            (PushSubscription.id == device_id) & (PushSubscription.user == client.user.id)
+        ).execute()
+    return {"cmd": "push_device_removed", "success": True}

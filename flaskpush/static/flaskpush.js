@@ -9,7 +9,9 @@
  * <script> tag: data-ws-url (default /ws), data-sw-url (default /sw.js),
  * data-sw-scope (default /); or set flaskpush.config and call
  * flaskpush.reconnect(). If the page has the flaskpush hooks
- * (#flaskpush-state, #flaskpush-enable, #flaskpush-disable) they are wired up.
+ * (#flaskpush-state, #flaskpush-enable, #flaskpush-disable, and for the
+ * user's other browsers #flaskpush-devices around a #flaskpush-device-list)
+ * they are wired up.
  */
 (function () {
   "use strict";
@@ -247,6 +249,26 @@
     }).then(changed);
   }
 
+  /* ---- this user's devices -------------------------------------------- */
+
+  /* The user's subscriptions, one per browser; this browser's has current: true. */
+  function devices() {
+    return status().then(function (s) {
+      var message = { cmd: "push_list_devices" };
+      if (s.endpoint) message.endpoint = s.endpoint;
+      return call(message);
+    }).then(function (reply) {
+      return reply.devices;
+    });
+  }
+
+  /* Stop sending to another browser of this user (its id from devices()). */
+  function removeDevice(id) {
+    return call({ cmd: "push_remove_device", id: id }).then(function () {
+      changed();
+    });
+  }
+
   /* ---- reconnecting on purpose ----------------------------------------- */
 
   var reconnecting = []; // resolvers of reconnect() calls awaiting the next open
@@ -291,14 +313,87 @@
     enabled: "Notifications are on for this browser.",
   };
 
+  /* "Firefox on Linux" from a User-Agent string: enough to tell devices apart. */
+  function deviceName(userAgent) {
+    var find = function (pairs) {
+      var hit = pairs.find(function (pair) { return pair[0].test(userAgent); });
+      return hit && hit[1];
+    };
+    var browser = find([[/Edg\//, "Edge"], [/OPR\//, "Opera"], [/Firefox\//, "Firefox"],
+      [/Chrom(e|ium)\//, "Chrome"], [/Safari\//, "Safari"]]);
+    var system = find([[/Android/, "Android"], [/iPhone|iPad/, "iOS"], [/Windows/, "Windows"],
+      [/Mac OS X/, "macOS"], [/CrOS/, "ChromeOS"], [/Linux/, "Linux"]]);
+    if (browser && system) return browser + " on " + system;
+    return browser || system || "Unknown browser";
+  }
+
+  function day(iso) {
+    return new Date(iso).toLocaleDateString(undefined, { year: "numeric", month: "short", day: "numeric" });
+  }
+
+  function element(tag, className, text) {
+    var el = document.createElement(tag);
+    if (className) el.className = className;
+    if (text) el.textContent = text;
+    return el;
+  }
+
+  /* One <li> per device: its name and details, and a Remove button unless it is this browser. */
+  function deviceItem(device, remove) {
+    var item = element("li", "device");
+    item.dataset.deviceId = device.id;
+    var about = element("div", "about");
+    var name = element("span", "name", deviceName(device.user_agent || ""));
+    if (device.current) name.appendChild(element("span", "tag", "This browser"));
+    var details = element("span", "details");
+    details.append(element("span", "", "via " + device.push_service),
+      element("span", "", "added " + day(device.created_at)));
+    if (device.last_success_at) details.append(element("span", "", "last push " + day(device.last_success_at)));
+    about.append(name, details);
+    item.appendChild(about);
+    if (!device.current) {
+      var button = element("button", "remove", "Remove");
+      button.type = "button";
+      button.setAttribute("aria-label", "Remove " + name.firstChild.textContent);
+      button.addEventListener("click", function () { remove(device.id, button); });
+      item.appendChild(button);
+    }
+    return item;
+  }
+
   function bindPage() {
     var stateEl = document.getElementById("flaskpush-state");
     if (!stateEl) return;
     var enableEl = document.getElementById("flaskpush-enable");
     var disableEl = document.getElementById("flaskpush-disable");
     var messageEl = document.getElementById("flaskpush-message");
+    var devicesEl = document.getElementById("flaskpush-devices");
+    var deviceListEl = document.getElementById("flaskpush-device-list");
+
+    function renderDevices() {
+      if (!devicesEl || !deviceListEl) return;
+      return devices().then(function (list) {
+        deviceListEl.replaceChildren.apply(deviceListEl, list.map(function (device) {
+          return deviceItem(device, removeFromList);
+        }));
+        devicesEl.hidden = list.length === 0;
+      }, function () {
+        devicesEl.hidden = true;
+      });
+    }
+
+    /* On success the list renders anew (removeDevice announces the change). */
+    function removeFromList(id, button) {
+      button.disabled = true;
+      if (messageEl) messageEl.textContent = "";
+      removeDevice(id).catch(function (error) {
+        if (messageEl) messageEl.textContent = error.message;
+        button.disabled = false;
+      });
+    }
 
     function render() {
+      renderDevices();
       return status().then(function (s) {
         var state = stateOf(s);
         stateEl.dataset.state = state;
@@ -332,6 +427,8 @@
     enable: enable,
     disable: disable,
     status: status,
+    devices: devices,
+    removeDevice: removeDevice,
     reconnect: reconnect,
   };
 

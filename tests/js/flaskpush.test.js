@@ -137,3 +137,18 @@ test("reconnect() replaces the socket and resolves after it opened", async () =>
   await done;
   assert.strictEqual(sockets.length, 2);
 });
+
+test("devices() resolves to the list; removeDevice() sends the id and rejects with val", async () => {
+  const { flaskpush, sockets } = load();
+  sockets[0].open();
+  const listed = flaskpush.devices();
+  await tick();
+  assert.deepStrictEqual(sockets[0].sent, [{ cmd: "push_list_devices" }]); // not enabled here: no endpoint
+  const list = [{ id: 7, push_service: "push.example", user_agent: "", current: false }];
+  sockets[0].reply({ cmd: "push_devices", devices: list });
+  assert.deepStrictEqual(await listed, list);
+  const removed = flaskpush.removeDevice("7");
+  assert.deepStrictEqual(sockets[0].sent[1], { cmd: "push_remove_device", id: "7" });
+  sockets[0].reply({ cmd: "error", src: "push_remove_device", val: "Invalid device id" });
+  await assert.rejects(removed, { message: "Invalid device id" });
+});
