@@ -10,6 +10,7 @@ before and after the hold, and every socket must still have its presence row.
 
     python bench/idle_sockets.py                 # 1,000 gthread, 10,000 gevent
     python bench/idle_sockets.py --gthread 200 --gevent 2000 --hold 5
+    python bench/idle_sockets.py --gevent 0 --server-env MALLOC_ARENA_MAX=2
 """
 import argparse
 import asyncio
@@ -29,13 +30,17 @@ TARGET_KIB = 100
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--gthread", type=int, default=TARGETS["gthread"], help="sockets for the gthread worker")
-    parser.add_argument("--gevent", type=int, default=TARGETS["gevent"], help="sockets for the gevent worker")
+    parser.add_argument("--gthread", type=int, default=TARGETS["gthread"], help="sockets for the gthread worker (0: skip)")
+    parser.add_argument("--gevent", type=int, default=TARGETS["gevent"], help="sockets for the gevent worker (0: skip)")
     parser.add_argument("--users", type=int, default=20, help="users signed up; sockets share them like tabs")
     parser.add_argument("--hold", type=float, default=35, help="idle seconds (default: past one ping and one heartbeat)")
     parser.add_argument("--sample", type=int, default=20, help="sockets checked for authentication")
     parser.add_argument("--no-pin", action="store_true", help="do not pin server and clients to separate CPUs")
-    return parser.parse_args()
+    parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="environment for the server, e.g. MALLOC_ARENA_MAX=2 (repeatable)")
+    args = parser.parse_args()
+    args.server_env = dict(item.split("=", 1) for item in args.server_env)
+    return args
 
 
 class Held:
@@ -122,7 +127,7 @@ def run(kind, count, args, server_cpus):
         settings["threads"] = count + 16
     with tempfile.TemporaryDirectory(prefix="flaskpush-idle-") as tmp:
         instance = Path(tmp, "instance")
-        with common.Gunicorn("wsgi:app", Path(tmp, "server.log"), env={"FLASKPUSH_INSTANCE_PATH": str(instance)},
+        with common.Gunicorn("wsgi:app", Path(tmp, "server.log"), env={**args.server_env, "FLASKPUSH_INSTANCE_PATH": str(instance)},
                              **settings) as server:
             cookies = asyncio.run(common.register_users(server.url, args.users))
             figures = asyncio.run(hold_sockets(server, cookies, count, args, instance / "flaskpush.sqlite3"))
@@ -144,9 +149,10 @@ def main():
     args = parse_args()
     server_cpus, client_cpus = common.cpu_split(not args.no_pin)
     print(common.machine(server_cpus, client_cpus))
-    print(f"# one gunicorn worker, SQLite, {args.users} users, idle {args.hold:g} s")
+    extra = "".join(f", {name}={value}" for name, value in args.server_env.items())
+    print(f"# one gunicorn worker, SQLite, {args.users} users, idle {args.hold:g} s{extra}")
     common.pin_to(client_cpus)
-    results = [run(kind, getattr(args, kind), args, server_cpus) for kind in ("gthread", "gevent")]
+    results = [run(kind, getattr(args, kind), args, server_cpus) for kind in TARGETS if getattr(args, kind)]
     errors = results.count(False)
     print(f"total errors={errors}")
     return 1 if errors else 0

@@ -5,7 +5,9 @@ settings. For each concurrency C, C sockets each do push_subscribe /
 push_unsubscribe round trips (real P-256 keys, one endpoint per socket) as
 fast as the replies come; the echo app gets the same frames. The output is
 commands per second, p50 and p99 latency for both, and flaskpush's
-throughput as a ratio of the echo app's, measured in the same run.
+throughput as a ratio of the echo app's, measured in the same run. The
+servers' CPU use over the window gives the same ratio per CPU second, which
+holds steady when other programs share the machine and throughput does not.
 
     python bench/ws_load.py                       # SQLite, 1 worker, C = 50 200 1000
     python bench/ws_load.py --database postgresql://USER@HOST:5432/DB --workers 4
@@ -50,11 +52,17 @@ class Result:
     errors: int
     samples: list
     generator_cpu: float  # busiest generator's CPU share: near 1.0 means it, not the server, limits
+    server_cpu: float  # server workers' CPU share over the window: below 1.0 per worker means they wait
 
+    @property
+    def cpu_per_command(self):
+        """Server CPU seconds per command: steadier than throughput on a shared machine."""
+        return self.server_cpu / self.throughput if self.throughput else float("nan")
 
     def line(self, c, name):
         return (f"C={c:<5} {name:<9} commands/s={self.throughput:9.0f}  p50={self.p50 * 1000:8.2f} ms"
-                f"  p99={self.p99 * 1000:8.2f} ms  errors={self.errors}  generator cpu={self.generator_cpu:.0%}")
+                f"  p99={self.p99 * 1000:8.2f} ms  errors={self.errors}  generator cpu={self.generator_cpu:.0%}"
+                f"  server cpu={self.server_cpu:.0%} ({self.cpu_per_command * 1e6:.0f} us/command)")
 
 
 def command_frames(subscription):
@@ -71,7 +79,15 @@ def answered(message, frame, want, echo):
     return message.data == frame if echo else json.loads(message.data).get("cmd") == want
 
 
-async def drive(url, cookies, frame_pairs, echo, barrier, warmup, duration):
+async def server_cpu(pids, begin, end):
+    """The server workers' CPU share between ``begin`` and ``end`` (monotonic)."""
+    await asyncio.sleep(begin - time.monotonic())
+    used = common.cpu_seconds(pids)
+    await asyncio.sleep(end - time.monotonic())
+    return (common.cpu_seconds(pids) - used) / (end - begin)
+
+
+async def drive(url, pids, cookies, frame_pairs, echo, barrier, warmup, duration):
     """Open this generator's sockets, start with the others, and run round
     trips until the window closes; latencies count only inside it."""
     latencies, errors, samples = [], 0, []
@@ -119,10 +135,11 @@ async def drive(url, cookies, frame_pairs, echo, barrier, warmup, duration):
                 elif begin <= done < end:
                     latencies.append(done - sent)
 
+        server = asyncio.create_task(server_cpu(pids, begin, end))
         await asyncio.gather(*(round_trips(ws, pair) for ws, pair in sockets))
         busy = (time.process_time() - cpu) / (time.monotonic() - started)
         await asyncio.gather(*(ws.close() for ws, _ in sockets), return_exceptions=True)
-    return latencies, errors, samples, busy
+    return latencies, errors, samples, busy, await server
 
 
 def generator(cpus, results, *job):
@@ -130,16 +147,16 @@ def generator(cpus, results, *job):
     try:
         results.put(asyncio.run(drive(*job)))
     except Exception as exc:
-        results.put(([], 1, [f"generator: {exc!r}"], 0.0))
+        results.put(([], 1, [f"generator: {exc!r}"], 0.0, 0.0))
 
 
-def measure(url, cookies, frame_pairs, echo, args, cpus):
+def measure(server, cookies, frame_pairs, echo, args, cpus):
     """Spread the sockets over the generator processes and merge their figures."""
     context = multiprocessing.get_context("fork")
     results, barrier = context.Queue(), context.Barrier(args.generators)
     procs = [
         context.Process(target=generator, args=(
-            cpus, results, url, cookies[i::args.generators], frame_pairs[i::args.generators],
+            cpus, results, server.url, server.worker_pids(), cookies[i::args.generators], frame_pairs[i::args.generators],
             echo, barrier, args.warmup, args.duration))
         for i in range(args.generators)
     ]
@@ -156,13 +173,16 @@ def measure(url, cookies, frame_pairs, echo, args, cpus):
         errors=sum(part[1] for part in parts),
         samples=[s for part in parts for s in part[2]],
         generator_cpu=max(part[3] for part in parts),
+        server_cpu=max(part[4] for part in parts),
     )
 
 
 def verdict(c, fp, echo):
     ratio = fp.throughput / echo.throughput if echo.throughput else 0.0
     tail = fp.p99 / fp.p50 if fp.p50 else float("inf")
-    line = f"C={c:<5} ratio     flaskpush/echo throughput={ratio:.2f}  flaskpush p99/p50={tail:.1f}"
+    per_cpu = echo.cpu_per_command / fp.cpu_per_command if fp.throughput and echo.throughput else 0.0
+    line = (f"C={c:<5} ratio     flaskpush/echo throughput={ratio:.2f}  per server CPU second={per_cpu:.2f}"
+            f"  flaskpush p99/p50={tail:.1f}")
     if c == TARGET_C:
         met = ratio >= TARGET_RATIO and tail < TARGET_TAIL and fp.errors == 0 and echo.errors == 0
         line += f"  target (>= {TARGET_RATIO}, p99 < {TARGET_TAIL}x p50, no errors): {'met' if met else 'MISSED'}"
@@ -197,7 +217,7 @@ def main():
                 cookies = [users[i % len(users)] for i in range(c)]
                 results = {}
                 for name, server, is_echo in (("echo", echo, True), ("flaskpush", fp, False)):
-                    results[name] = measure(server.url, cookies, frame_pairs[:c], is_echo, args, generator_cpus)
+                    results[name] = measure(server, cookies, frame_pairs[:c], is_echo, args, generator_cpus)
                     print(results[name].line(c, name), flush=True)
                     for sample in results[name].samples:
                         print(f"    {sample}")

@@ -41,6 +41,11 @@ DEFAULTS = {
     "PUSH_CONCURRENCY": 32,  # requests in flight per process
     "PUSH_ALLOWED_HOSTS": [],  # push-service hosts allowed ("host" or "*.suffix"); empty: any
     "PUSH_PRUNE_FAILING_AFTER": 7 * 24 * 3600,  # seconds a subscription may keep failing before `flask push prune`
+    "QUEUE_URL": None,  # redis://...: fan-outs become RQ jobs for `flask push worker`; unset: in-process
+    "QUEUE_NAME": "flaskpush",  # the RQ queue (and its Redis keys)
+    "QUEUE_CHUNK_SIZE": 500,  # subscriptions per job; a killed worker's chunk is sent again
+    "QUEUE_JOB_TIMEOUT": 600,  # seconds one chunk may run; a dead worker's chunk is rerun after it
+    "QUEUE_MAINTENANCE_INTERVAL": 30,  # seconds between a worker's looks for abandoned chunks
 }
 
 

@@ -138,7 +138,7 @@ class _Subscription:
         return {"endpoint": self.endpoint, "expirationTime": None, "keys": keys}
 
 
-class _Reject(Exception):
+class Rejected(Exception):
     """A non-201 answer; checks raise it and one place turns it into a response."""
 
     def __init__(self, status: int, outcome: str, text: str):
@@ -162,16 +162,16 @@ def unb64url(text: str) -> bytes:
 def _parse_vapid(header: str | None) -> tuple[str, str]:
     """Split `vapid t=<JWT>, k=<key>` into (t, k); other schemes are refused."""
     if not header:
-        raise _Reject(401, "vapid-missing", "vapid: no Authorization header")
+        raise Rejected(401, "vapid-missing", "vapid: no Authorization header")
     scheme, _, rest = header.partition(" ")
     if scheme.lower() != "vapid":
-        raise _Reject(401, "vapid-scheme", f"vapid: scheme {scheme!r} is not 'vapid'")
+        raise Rejected(401, "vapid-scheme", f"vapid: scheme {scheme!r} is not 'vapid'")
     params = {}
     for part in rest.split(","):
         name, _, value = part.strip().partition("=")
         params[name.strip().lower()] = value.strip()
     if not params.get("t") or not params.get("k"):
-        raise _Reject(401, "vapid-params", "vapid: Authorization needs t= and k=")
+        raise Rejected(401, "vapid-params", "vapid: Authorization needs t= and k=")
     return params["t"], params["k"]
 
 
@@ -183,7 +183,7 @@ def _public_key(k: str) -> ec.EllipticCurvePublicKey:
             raise ValueError("not an uncompressed point")
         return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
     except ValueError:
-        raise _Reject(401, "vapid-key", "vapid: k is not a P-256 public key") from None
+        raise Rejected(401, "vapid-key", "vapid: k is not a P-256 public key") from None
 
 
 def _verify_jwt(token: str, k: str) -> dict:
@@ -194,61 +194,76 @@ def _verify_jwt(token: str, k: str) -> dict:
         header, claims = json.loads(unb64url(head)), json.loads(unb64url(body))
         raw = unb64url(signature)
     except ValueError:
-        raise _Reject(401, "vapid-jwt", "vapid: t is not a JWT") from None
+        raise Rejected(401, "vapid-jwt", "vapid: t is not a JWT") from None
     if not isinstance(header, dict) or header.get("alg") != "ES256":
-        raise _Reject(401, "vapid-alg", "vapid: JWT alg is not ES256")
+        raise Rejected(401, "vapid-alg", "vapid: JWT alg is not ES256")
     if not isinstance(claims, dict):
-        raise _Reject(401, "vapid-jwt", "vapid: JWT claims are not an object")
+        raise Rejected(401, "vapid-jwt", "vapid: JWT claims are not an object")
     if len(raw) != 64:
-        raise _Reject(401, "vapid-signature", "vapid: JWT signature is not 64 bytes r||s")
+        raise Rejected(401, "vapid-signature", "vapid: JWT signature is not 64 bytes r||s")
     der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
     try:
         key.verify(der, f"{head}.{body}".encode(), ec.ECDSA(hashes.SHA256()))
     except InvalidSignature:
-        raise _Reject(401, "vapid-signature", "vapid: JWT signature does not match k") from None
+        raise Rejected(401, "vapid-signature", "vapid: JWT signature does not match k") from None
     return claims
 
 
 def _check_claims(claims: dict, origin: str, now: float) -> None:
     """The claims a push service checks on every request: aud, exp, sub."""
     if claims.get("aud") != origin:
-        raise _Reject(401, "vapid-aud", f"vapid: aud {claims.get('aud')!r} is not {origin!r}")
+        raise Rejected(401, "vapid-aud", f"vapid: aud {claims.get('aud')!r} is not {origin!r}")
     exp = claims.get("exp")
     if not isinstance(exp, (int, float)) or isinstance(exp, bool):
-        raise _Reject(401, "vapid-exp", "vapid: exp missing or not a number")
+        raise Rejected(401, "vapid-exp", "vapid: exp missing or not a number")
     if exp <= now:
-        raise _Reject(401, "vapid-exp", f"vapid: exp {exp} has passed")
+        raise Rejected(401, "vapid-exp", f"vapid: exp {exp} has passed")
     if exp > now + MAX_EXP_AHEAD:
-        raise _Reject(401, "vapid-exp", f"vapid: exp {exp} is more than 24 h ahead")
+        raise Rejected(401, "vapid-exp", f"vapid: exp {exp} is more than 24 h ahead")
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub.startswith(("mailto:", "https:")):
-        raise _Reject(401, "vapid-sub", "vapid: sub must start with mailto: or https:")
+        raise Rejected(401, "vapid-sub", "vapid: sub must start with mailto: or https:")
+
+
+def verify_signature(header: str | None) -> tuple[dict, str]:
+    """(claims, k) of an ``Authorization: vapid t=..., k=...`` header whose JWT
+    is ES256-signed by k; the claims are not checked yet."""
+    token, key = _parse_vapid(header)
+    return _verify_jwt(token, key), key
+
+
+def verify_vapid(header: str | None, origin: str) -> tuple[dict, str]:
+    """(claims, k) of a header valid for a push service at ``origin`` now
+    (RFC 8292); raises ``Rejected`` (401, with the reason) otherwise."""
+    claims, key = verify_signature(header)
+    _check_claims(claims, origin, time.time())
+    return claims, key
 
 
 def _ttl(value: str | None) -> int:
     """TTL is required (RFC 8030 5.2)."""
     if value is None or not TTL.fullmatch(value):
-        raise _Reject(400, "ttl", "TTL header missing or not a non-negative integer")
+        raise Rejected(400, "ttl", "TTL header missing or not a non-negative integer")
     return int(value)
 
 
 def _check_encoding(value: str | None) -> None:
     """Only RFC 8291 aes128gcm is accepted; the legacy aesgcm is refused."""
     if (value or "").lower() != "aes128gcm":
-        raise _Reject(400, "content-encoding", f"Content-Encoding {value!r} is not aes128gcm")
+        raise Rejected(400, "content-encoding", f"Content-Encoding {value!r} is not aes128gcm")
 
 
 def _urgency(value: str | None) -> str | None:
     """Urgency, if sent, is one of the four RFC 8030 5.3 values."""
     if value is not None and value not in URGENCIES:
-        raise _Reject(400, "urgency", f"Urgency {value!r} is not one of {URGENCIES}")
+        raise Rejected(400, "urgency", f"Urgency {value!r} is not one of {URGENCIES}")
     return value
 
 
 def _topic(value: str | None) -> str | None:
     """Topic, if sent, is at most 32 base64url characters (RFC 8030 5.4)."""
     if value is not None and not TOPIC.fullmatch(value):
-        raise _Reject(400, "topic", "Topic must be 1-32 base64url characters")
+        raise Rejected(400, "topic", "Topic must be 1-32 base64url characters")
     return value
 
 
@@ -259,7 +274,7 @@ async def _read_body(request: web.Request) -> bytes:
     except web.HTTPRequestEntityTooLarge:
         body = None
     if body is None or len(body) > MAX_BODY:
-        raise _Reject(413, "too-large", f"body over {MAX_BODY} bytes")
+        raise Rejected(413, "too-large", f"body over {MAX_BODY} bytes")
     return body
 
 
@@ -270,7 +285,7 @@ def _decrypt(body: bytes, sub: _Subscription) -> bytes:
             body, private_key=sub.private_key, auth_secret=sub.auth, version="aes128gcm"
         )
     except Exception as exc:  # http_ece raises ECEException, ValueError, InvalidTag...
-        raise _Reject(400, "decrypt", f"decryption failed: {exc!r}") from None
+        raise Rejected(400, "decrypt", f"decryption failed: {exc!r}") from None
 
 
 def _reset(request: web.Request) -> web.Response:
@@ -457,7 +472,7 @@ class PushService:
             elif scripted:
                 return await self._play(request, endpoint, scripted)
             message = await self._receive(request, sub, claims, key)
-        except _Reject as reject:
+        except Rejected as reject:
             self._log(endpoint, reject.status, reject.outcome)
             return web.Response(status=reject.status, text=reject.text)
         with self._lock:
@@ -478,8 +493,8 @@ class PushService:
         if sub is not None:
             return sub
         if gone:
-            raise _Reject(410, "gone", "subscription removed")
-        raise _Reject(404, "unknown", "no such subscription")
+            raise Rejected(410, "gone", "subscription removed")
+        raise Rejected(404, "unknown", "no such subscription")
 
     def _vapid(self, header: str | None) -> tuple[dict, str]:
         """Verify Authorization; returns (claims, k). The signature check is cached
@@ -487,8 +502,7 @@ class PushService:
         sub are checked on every request, so an expired cached token is refused."""
         cached = self._vapid_cache.get(header) if header else None
         if cached is None:
-            token, key = _parse_vapid(header)
-            cached = (_verify_jwt(token, key), key)
+            cached = verify_signature(header)
             if len(self._vapid_cache) >= VAPID_CACHE_SIZE:
                 self._vapid_cache.clear()
             self._vapid_cache[header] = cached

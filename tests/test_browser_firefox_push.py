@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from py_vapid import Vapid
 
-from firefox import BiDiError, Firefox, FirefoxPushServer, JavaScriptError, b64url_encode
+from firefox import BiDiError, Firefox, FirefoxPushServer, JavaScriptError, b64url
 from flaskpush.models import PushSubscription, User
 from flaskpush.vapid import public_key_b64
 
@@ -159,7 +159,7 @@ def test_a_new_server_key_means_a_new_subscription(page, app, push_service, runn
     assert page.evaluate("flaskpush.status()")["endpoint"] == new
     registration = {r.endpoint: r for r in push_service.registrations()}
     assert registration[old].active is False
-    assert b64url_encode(registration[new].key) == public_key_b64(rotated)
+    assert b64url(registration[new].key) == public_key_b64(rotated)
     result = runner.invoke(args=["push", "test-send", "--user", "carol", "--title", "New key", "--body", "Still here"])
     assert result.exit_code == 0, result.output
     assert settled(page, NOTIFICATIONS)[-1] == {"title": "New key", "body": "Still here", "url": "/"}

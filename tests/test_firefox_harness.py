@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from py_vapid import Vapid
 from pywebpush import WebPushException, webpush
 
-from firefox import Firefox, FirefoxPushServer, b64url_encode, from_remote_value
+from firefox import Firefox, FirefoxPushServer, b64url, from_remote_value
 
 SUBJECT = "mailto:ops@example.com"
 
@@ -141,7 +141,7 @@ def test_push_reaches_the_service_worker_and_shows_a_notification(
         firefox, push_server, page_url, vapid, tmp_path):
     firefox.navigate(page_url)
     push_server.wait_for_hello()
-    subscription = firefox.evaluate(f"subscribe({json.dumps(b64url_encode(public_key(vapid)))})")
+    subscription = firefox.evaluate(f"subscribe({json.dumps(b64url(public_key(vapid)))})")
 
     [registration] = push_server.registrations()
     assert subscription["endpoint"] == registration.endpoint
@@ -207,7 +207,7 @@ class FakeFirefox:
     def register(self, key):
         """Subscribe with an applicationServerKey; return the push endpoint."""
         self.ws.send(json.dumps({"messageType": "register", "channelID": "c0ffee",
-                                 "key": b64url_encode(key) + "="}))
+                                 "key": b64url(key) + "="}))
         return self.receive()["pushEndpoint"]
 
 
@@ -282,7 +282,7 @@ def test_push_waits_for_the_browser_within_its_ttl(push_server, vapid):
 
     again = FakeFirefox(push_server, uaid=fake.uaid)
     notification = again.receive()
-    assert notification["data"] == b64url_encode(b"kept")
+    assert notification["data"] == b64url(b"kept")
     assert notification["headers"] == {"encoding": "aes128gcm"}
     again.ws.send("{}")
     assert again.receive() == {}

@@ -17,7 +17,7 @@ def push():
     """Inspect, test and clean up push subscriptions and the VAPID key."""
 
 
-from . import keys, send, subscriptions, users  # noqa: E402,F401  (they fill the groups)
+from . import keys, send, subscriptions, users, worker  # noqa: E402,F401  (they fill the groups)
 
 
 def init_app(app):

@@ -4,12 +4,17 @@ The caller's thread does the database work; the HTTP requests run with
 bounded concurrency on this process's delivery loop (``runtime``), which
 hands each finished subscription back through a deque. Results are then
 written to the rows in batches and passed to ``progress`` one by one.
+
+``send_once`` is the same without waiting to retry, for the job queue
+(``queue``): it says which pushes the retry policy would try again, and when.
+With ``QUEUE_URL`` set, ``send_to_user`` hands the fan-out to that queue.
 """
 import asyncio
 import collections
 import logging
 import re
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
 
 from flask import current_app
 
@@ -21,7 +26,7 @@ from .payload import PayloadTooLarge, build_payload, encode, encrypt
 from .retry import RetryPolicy
 from .transport import Refused, Settings, Transport
 
-__all__ = ["PayloadTooLarge", "Result", "build_payload", "send", "send_to_user"]
+__all__ = ["PayloadTooLarge", "Result", "build_payload", "send", "send_once", "send_to_user"]
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +43,11 @@ RECORD_INTERVAL = 0.2  # seconds
 class Result:
     subscription_id: int
     endpoint: str
-    outcome: str  # "sent" | "gone" | "failed"
+    outcome: str  # "sent" | "gone" | "failed"; "retry" only from ``send_once``
     status: int | None
     reason: str
     attempts: int
+    retry_in: float | None = None  # seconds until the next attempt, for "retry"
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,14 @@ class Job:
 
     def result(self, outcome, status, reason, attempts):
         return Result(self.subscription_id, self.endpoint, outcome, status, reason, attempts)
+
+
+@dataclass(frozen=True)
+class Tried:
+    """Where the retry policy resumes: attempts made and seconds waited so far."""
+
+    attempts: int = 0
+    waited: float = 0.0
 
 
 def push_headers(config, ttl=None, urgency=None, topic=None):
@@ -106,6 +120,7 @@ class Batch:
     authorization: HeaderCache
     transport: Transport
     policy: RetryPolicy
+    tried: Tried | None = None  # set: return retries instead of waiting for them
 
     async def run(self, jobs, done):
         """Deliver every job, at most ``PUSH_CONCURRENCY`` at a time."""
@@ -129,7 +144,7 @@ class Batch:
         except Refused as exc:
             return job.result("failed", None, f"refused: {exc}", 1)
         body = encrypt(self.plaintext, job.p256dh, job.auth)
-        attempts, waited = 0, 0.0
+        attempts, waited = (self.tried.attempts, self.tried.waited) if self.tried else (0, 0.0)
         while True:
             attempts += 1
             headers = {**self.headers, "Authorization": self.authorization.header(job.endpoint)}
@@ -137,6 +152,8 @@ class Batch:
             delay = self.policy.delay(answer, attempts, waited)
             if delay is None:
                 return conclude(job, answer, attempts)
+            if self.tried:
+                return replace(conclude(job, answer, attempts), outcome="retry", retry_in=delay)
             await asyncio.sleep(delay)
             waited += delay
 
@@ -147,13 +164,26 @@ def send(subscriptions, payload, *, ttl=None, urgency=None, topic=None, progress
     Raises ``PayloadTooLarge`` (or ``ValueError`` for a bad option) before
     any network call. Expired subscriptions are removed without sending.
     """
+    return dispatch(subscriptions, payload, (ttl, urgency, topic), progress, tried=None)
+
+
+def send_once(subscriptions, payload, *, tried=Tried(), ttl=None, urgency=None, topic=None):
+    """``send`` without waiting to retry: a push the retry policy would try
+    again comes back with outcome "retry" and ``retry_in`` seconds, its row
+    untouched, for the caller to schedule. ``tried`` is what earlier runs spent."""
+    return dispatch(subscriptions, payload, (ttl, urgency, topic), None, tried=tried)
+
+
+def dispatch(subscriptions, payload, options, progress, tried):
+    """The body of ``send`` and ``send_once``."""
     app = current_app._get_current_object()
     batch = Batch(
         plaintext=encode(payload),
-        headers=push_headers(app.config, ttl, urgency, topic),
+        headers=push_headers(app.config, *options),
         authorization=header_cache(app),
         transport=Transport.for_settings(Settings.from_config(app.config)),
         policy=RetryPolicy.from_config(app.config),
+        tried=tried,
     )
     now = utcnow()
     jobs, expired = [], []
@@ -180,6 +210,9 @@ def collect(done, count, future, progress):
             future.result(timeout=RECORD_INTERVAL)  # raises here if the loop failed
         except TimeoutError:
             pass
+        except BaseException:  # e.g. a queue job's timeout: stop sending behind its back
+            future.cancel()
+            raise
         while done and len(results) < count:
             chunk = [done.popleft() for _ in range(min(len(done), RECORD_BATCH))]
             finish(chunk, progress)
@@ -189,8 +222,9 @@ def collect(done, count, future, progress):
 
 def finish(results, progress):
     """Write ``results`` to their rows, log the failures, report progress."""
-    if results:
-        outcomes.record(results)
+    final = [result for result in results if result.outcome != "retry"]
+    if final:
+        outcomes.record(final)
     for result in results:
         if result.outcome == "failed":
             current_app.logger.warning(
@@ -208,13 +242,35 @@ def send_to_user(user, title, body, *, only_if_offline=False, ttl=None, urgency=
     Returns a ``Future`` at once (it resolves to the list of ``Result``; an
     empty list when ``only_if_offline`` and the user has a live socket). A
     payload that cannot fit or a bad option raises here, in the caller.
+    With ``QUEUE_URL`` set the workers of the job queue send instead, and the
+    ``Future`` is already resolved, to the list of enqueued jobs.
     """
     app = current_app._get_current_object()
     payload = build_payload(title, body, **extra)
-    encode(payload)
-    push_headers(app.config, ttl, urgency, topic)
+    check(app.config, payload, ttl, urgency, topic)
     options = {"ttl": ttl, "urgency": urgency, "topic": topic}
+    if app.config["QUEUE_URL"]:
+        return enqueued_to_user(app, user.id, payload, only_if_offline, options)
     return runtime.executor().submit(deliver_to_user, app, user.id, payload, only_if_offline, options)
+
+
+def check(config, payload, ttl, urgency, topic):
+    """Fail in the caller, not later in the background, on what could never be sent."""
+    encode(payload)
+    push_headers(config, ttl, urgency, topic)
+
+
+def enqueued_to_user(app, user_id, payload, only_if_offline, options):
+    """``send_to_user`` through the job queue: the jobs carry the row ids."""
+    from . import queue  # rq is needed only with a queue configured
+
+    jobs = []
+    if not (only_if_offline and is_online(app, user_id)):
+        ids = PushSubscription.select(PushSubscription.id).where(PushSubscription.user == user_id)
+        jobs = queue.enqueue([row.id for row in ids], payload, **options)
+    future = Future()
+    future.set_result(jobs)
+    return future
 
 
 def is_online(app, user_id):
