@@ -62,6 +62,9 @@ def write_transaction():
         with database.atomic():
             yield
         return
+    # The connection first: a thread holding the lock must never wait for the
+    # pool while the pool's connections wait for the lock.
+    database.connect(reuse_if_open=True)
     with _sqlite_writer, database.atomic("IMMEDIATE"):
         yield
 
