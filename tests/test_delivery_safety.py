@@ -4,6 +4,7 @@ import pytest
 
 from flaskpush.auth import create_user
 from flaskpush.models import PushSubscription
+from flaskpush.push.authorization import origin_of
 from flaskpush.push.delivery import build_payload, send
 from flaskpush.push.transport import host_allowed
 
@@ -82,3 +83,17 @@ def test_redirects_are_not_followed(user, push_service):
     assert "not followed" in result.reason
     assert push_service.messages() == []
     assert [r.endpoint for r in push_service.requests] == [row.endpoint]
+
+
+@pytest.mark.parametrize(
+    "endpoint, origin",
+    [
+        ("https://fcm.googleapis.com/fcm/send/x", "https://fcm.googleapis.com"),
+        ("https://Push.Example.com:443/x", "https://push.example.com"),
+        ("https://push.example.com:8443/x?y", "https://push.example.com:8443"),
+        ("http://127.0.0.1:80/push/1", "http://127.0.0.1"),
+        ("http://127.0.0.1:8080/push/1", "http://127.0.0.1:8080"),
+    ],
+)
+def test_vapid_audience_is_the_endpoint_origin(endpoint, origin):
+    assert origin_of(endpoint) == origin

@@ -13,10 +13,17 @@ LIFETIME = 12 * 3600  # push services refuse an exp more than 24 h ahead
 RENEW_BEFORE = 3600  # never send a token that expires mid-flight
 
 
+DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
 def origin_of(endpoint):
-    """The ``aud`` for an endpoint: scheme, host and port if not the default."""
+    """The ``aud`` for an endpoint: its origin as a browser writes it, with
+    scheme and host in lower case and the port only when not the default."""
     parts = urlsplit(endpoint)
-    return f"{parts.scheme}://{parts.netloc}"
+    netloc = parts.netloc.lower()
+    if parts.port is not None and parts.port == DEFAULT_PORTS.get(parts.scheme):
+        netloc = netloc.rsplit(":", 1)[0]
+    return f"{parts.scheme}://{netloc}"
 
 
 class HeaderCache:
