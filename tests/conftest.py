@@ -12,6 +12,7 @@ import base64
 import json
 import os
 import secrets
+import socket
 import threading
 
 import pytest
@@ -103,13 +104,35 @@ def runner(app):
 
 @pytest.fixture
 def server(app):
-    """The app under werkzeug's threaded server on a loopback port."""
+    """The app under werkzeug's threaded server on a loopback port.
+
+    At the end every connection still open is cut and every request thread
+    joined, so no WebSocket handler of this test is still using the database
+    when the ``app`` fixture closes its pool (closing a SQLite connection
+    under a running thread crashes the interpreter).
+    """
     httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    requests_seen = []
+    serve_one = httpd.process_request_thread
+
+    def tracked(request, client_address):
+        requests_seen.append((threading.current_thread(), request))
+        serve_one(request, client_address)
+
+    httpd.process_request_thread = tracked
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_port}"
     httpd.shutdown()
     thread.join(5)
+    for _, connection in requests_seen:
+        try:
+            connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed
+    for handler, _ in requests_seen:
+        handler.join(10)
+    assert not [h for h, _ in requests_seen if h.is_alive()], "request threads outlived the test"
 
 
 class Socket:
@@ -225,8 +248,6 @@ def push_service():
 
 
 def free_port():
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
