@@ -79,7 +79,7 @@ def sign_in(user):
 def login():
     username, password = credentials()
     address = request.remote_addr or ""
-    wait = ratelimit.sign_in_blocked_for(username, address, current_app.config)
+    wait = ratelimit.sign_in_blocked_for(username, address)
     if wait:
         message = f"Too many failed sign-ins; try again in {wait} seconds"
         return answer(429, message, form="signin", headers={"Retry-After": str(wait)})
@@ -88,8 +88,9 @@ def login():
         with write_transaction():
             ratelimit.record_failure(username, address, current_app.config)
         return answer(401, "Invalid username or password", form="signin")
-    ratelimit.clear_failures(username)
-    sign_in(user)
+    with write_transaction():
+        ratelimit.clear_failures(username)
+        sign_in(user)
     return answer(200, user=user)
 
 

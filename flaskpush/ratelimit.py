@@ -32,7 +32,7 @@ def throttle_keys(username, address):
     return [f"user:{username.lower()}", f"addr:{address}"]
 
 
-def sign_in_blocked_for(username, address, config):
+def sign_in_blocked_for(username, address):
     """Seconds until another attempt is allowed, or 0."""
     now = utcnow()
     rows = LoginThrottle.select().where(
