@@ -12,8 +12,13 @@ import base64
 import json
 import os
 import secrets
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -26,6 +31,7 @@ from flaskpush import create_app
 from flaskpush.db import database, open_database
 from flaskpush.models import MODELS
 
+ROOT = Path(__file__).resolve().parents[1]
 TEST_DATABASE = os.environ.get("FLASKPUSH_TEST_DATABASE", "postgresql://postgres@127.0.0.1:5432/test")
 POSTGRES = TEST_DATABASE.lower() != "off"
 
@@ -253,45 +259,60 @@ def free_port():
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def gunicorn(tmp_path, db_url):
-    """Start ``gunicorn -k gthread wsgi:app`` as a real process; returns a
-    function ``start(workers=1, threads=16, **env) -> base URL``."""
-    import subprocess
-    import sys
-    import time
+class Gunicorn:
+    """``gunicorn -k gthread`` serving the app as production runs it, in a
+    process group of its own, so the test can signal it and the fixture can
+    reap every worker even after the master was killed."""
 
-    procs = []
-
-    def start(workers=1, threads=16, **env):
-        port = free_port()
-        environ = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("FLASKPUSH_")},
-            "FLASKPUSH_INSTANCE_PATH": str(tmp_path / "instance"),
-            "FLASKPUSH_DATABASE": json.dumps(db_url),
-            **{f"FLASKPUSH_{k}": v for k, v in env.items()},
-        }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-k", "gthread", "--threads", str(threads),
-             "-w", str(workers), "-b", f"127.0.0.1:{port}", "--graceful-timeout", "5",
-             "--no-control-socket", "wsgi:app"],
-            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-            env=environ,
-        )
-        procs.append(proc)
-        url = f"http://127.0.0.1:{port}"
+    def __init__(self, env, app="wsgi:app", workers=1, threads=16, graceful_timeout=5, pythonpath=None):
+        self.url = f"http://127.0.0.1:{free_port()}"
+        argv = [sys.executable, "-m", "gunicorn", "-k", "gthread", "--threads", str(threads),
+                "-w", str(workers), "-b", self.url[len("http://"):],
+                "--graceful-timeout", str(graceful_timeout), "--no-control-socket"]
+        if pythonpath:
+            argv += ["--pythonpath", str(pythonpath)]
+        self.process = subprocess.Popen(argv + [app], cwd=ROOT, env=env, start_new_session=True)
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        while True:
             try:
-                requests.get(url + "/", timeout=1)
-                return url
+                requests.get(self.url + "/", timeout=1)
+                return
             except (requests.ConnectionError, requests.Timeout):
-                assert proc.poll() is None, "gunicorn exited"
+                assert self.process.poll() is None, "gunicorn exited"
+                assert time.monotonic() < deadline, "gunicorn did not start"
                 time.sleep(0.1)
-        raise TimeoutError("gunicorn did not start")
+
+    def signal(self, signum):
+        """Signal the whole group: the master and every worker."""
+        try:
+            os.killpg(self.process.pid, signum)
+        except ProcessLookupError:
+            pass  # nothing left
+
+    def stop(self):
+        self.signal(signal.SIGTERM)
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            pass
+        self.signal(signal.SIGKILL)  # workers orphaned by a killed master too
+        self.process.wait()
+
+
+@pytest.fixture
+def gunicorn(instance_path, db_url):
+    """Start app servers as real processes: ``start(**options, **settings)``
+    returns a ``Gunicorn``; settings become ``FLASKPUSH_*`` (JSON) variables
+    and the servers share the test's instance folder and database."""
+    servers = []
+
+    def start(app="wsgi:app", workers=1, threads=16, graceful_timeout=5, pythonpath=None, **settings):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FLASKPUSH_")}
+        env["FLASKPUSH_INSTANCE_PATH"] = str(instance_path)
+        env.update({f"FLASKPUSH_{k}": json.dumps(v) for k, v in {"DATABASE": db_url, **settings}.items()})
+        servers.append(Gunicorn(env, app, workers, threads, graceful_timeout, pythonpath))
+        return servers[-1]
 
     yield start
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        proc.wait(20)
+    for server in servers:
+        server.stop()

@@ -2,17 +2,12 @@
 answer, reset the connection or answer slowly. Sends time out as configured,
 the bounded pool keeps serving the others, and no socket waits on a send.
 (One stall, one reset, retried to success: test_delivery.py.)"""
-import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import requests
-from conftest import free_port
 
 from flaskpush import create_app
 from flaskpush.auth import create_user
@@ -133,40 +128,22 @@ def fanout_app():
     return app
 
 
-def test_gunicorn_sigterm_lets_an_in_flight_fan_out_finish(app, user, service, db_url, tmp_path):
+def test_gunicorn_sigterm_lets_an_in_flight_fan_out_finish(app, user, service, gunicorn):
     """A worker told to stop finishes its background sends before it exits,
     within gunicorn's --graceful-timeout; past it the master kills the worker
     and what was still unsent is lost (use the job queue where that matters)."""
     rows = subscribe(user, service, 12, ("slow", 1))  # three rounds of four: about 3 s
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASKPUSH_")}
-    settings = {"DATABASE": db_url, "ALLOW_INSECURE_ENDPOINTS": True, "PUSH_CONCURRENCY": CONCURRENCY}
-    env.update({f"FLASKPUSH_{k}": json.dumps(v) for k, v in settings.items()})
-    env["FLASKPUSH_INSTANCE_PATH"] = app.instance_path
-    tests = Path(__file__).resolve().parent
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-k", "gthread", "--threads", "4", "-w", "1",
-         "-b", f"127.0.0.1:{port}", "--graceful-timeout", "10", "--pythonpath", str(tests),
-         "--no-control-socket", "test_faults_delivery:fanout_app()"],
-        cwd=tests.parent, env=env,
+    server = gunicorn(
+        "test_faults_delivery:fanout_app()", threads=4, graceful_timeout=10,
+        pythonpath=Path(__file__).resolve().parent,
+        ALLOW_INSECURE_ENDPOINTS=True, PUSH_CONCURRENCY=CONCURRENCY,
     )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(600):
-            try:
-                assert requests.post(f"{url}/_fan_out/alice", json={}, timeout=30).text == "started"
-                break
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        while service.in_flight == 0:
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGTERM)
-        stopped_at = time.time()
-        assert proc.wait(15) == 0  # the bound: --graceful-timeout, and a margin
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    assert requests.post(f"{server.url}/_fan_out/alice", json={}, timeout=30).text == "started"
+    while service.in_flight == 0:
+        time.sleep(0.01)
+    server.process.send_signal(signal.SIGTERM)
+    stopped_at = time.time()
+    assert server.process.wait(15) == 0  # the bound: --graceful-timeout, and a margin
     assert sorted(m.endpoint for m in service.messages()) == sorted(row.endpoint for row in rows)
     assert max(m.received_at for m in service.messages()) > stopped_at  # sent while stopping
     assert PushSubscription.select().where(PushSubscription.last_success_at.is_null()).count() == 0

@@ -5,7 +5,7 @@ from flaskpush.models import PushSubscription, SocketPresence
 
 
 def test_four_workers_share_sessions_subscriptions_and_presence(app, gunicorn):
-    url = gunicorn(workers=4, threads=8)
+    url = gunicorn(workers=4, threads=8).url
     alice, bob = Browser(url), Browser(url)
     assert alice.register("alice").json() == {"ok": True, "user": "alice"}
     assert bob.register("bob").json() == {"ok": True, "user": "bob"}

@@ -1,71 +1,31 @@
 """Offline-only sending with presence kept in the database: two app server
 processes (gunicorn) share one database, and the test process decides who is
 online from what they wrote."""
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-import requests
 from conftest import Browser
 
 from flaskpush.models import SocketPresence, User
 from flaskpush.push.delivery import send_to_user
 
-ROOT = Path(__file__).resolve().parents[1]
 HEARTBEAT = 1
 
 pytestmark = pytest.mark.app_config(ALLOW_INSECURE_ENDPOINTS=True, PRESENCE_HEARTBEAT=HEARTBEAT)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(db_url):
-    """``gunicorn -k gthread`` as production runs it, in its own process group."""
-    port = free_port()
-    env = {**os.environ, "FLASKPUSH_DATABASE": db_url, "FLASKPUSH_ALLOW_INSECURE_ENDPOINTS": "true",
-           "FLASKPUSH_PRESENCE_HEARTBEAT": str(HEARTBEAT)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-k", "gthread", "--threads", "8",
-         "-b", f"127.0.0.1:{port}", "wsgi:app"],
-        cwd=ROOT, env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        try:
-            requests.get(url + "/", timeout=5)
-            return process, url
-        except requests.RequestException:
-            time.sleep(0.1)
-    os.killpg(process.pid, signal.SIGKILL)
-    raise RuntimeError("gunicorn did not start")
-
-
 @pytest.fixture
-def servers(app, db_url):
+def servers(app, gunicorn):
     """Two app servers; the test's own ``app`` created the instance folder first."""
-    started = [start_server(db_url), start_server(db_url)]
-    yield started
-    for process, _ in started:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    settings = {"ALLOW_INSECURE_ENDPOINTS": True, "PRESENCE_HEARTBEAT": HEARTBEAT}
+    return [gunicorn(threads=8, **settings), gunicorn(threads=8, **settings)]
 
 
 @pytest.fixture
 def alice(servers, push_service):
     """Alice signed up on server A, with one push subscription."""
-    browser = Browser(servers[0][1])
+    browser = Browser(servers[0].url)
     assert browser.register("alice").status_code == 200
     sock = browser.socket()
     assert sock.call("push_subscribe", subscription=push_service.new_subscription())["success"]
@@ -89,7 +49,7 @@ def notify(app, **options):
 
 
 def test_a_socket_on_any_server_makes_the_user_online(app, servers, alice, push_service):
-    on_a, on_b = alice.socket(), Browser(servers[1][1])
+    on_a, on_b = alice.socket(), Browser(servers[1].url)
     on_b.http.cookies.update(alice.http.cookies)
     on_b = on_b.socket()
     wait_until(lambda: SocketPresence.select().count() == 2)  # each server's first beat
@@ -107,14 +67,13 @@ def test_a_socket_on_any_server_makes_the_user_online(app, servers, alice, push_
 
 
 def test_a_killed_server_s_sockets_go_stale(app, servers, alice, push_service):
-    process, url = servers[1]
-    sock = Browser(url)
+    sock = Browser(servers[1].url)
     sock.http.cookies.update(alice.http.cookies)
     sock.socket()
     wait_until(lambda: SocketPresence.select().count() == 1)
     assert notify(app, only_if_offline=True) == []
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    servers[1].signal(signal.SIGKILL)
+    servers[1].process.wait()
     started = time.time()
     wait_until(lambda: notify(app, only_if_offline=True) != [], timeout=5 * HEARTBEAT + 5)
     assert time.time() - started >= 2 * HEARTBEAT
