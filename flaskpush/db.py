@@ -114,7 +114,7 @@ class Prepared:
         if row is None:
             return None
         _, _, columns = self.compile()
-        return model(**{name: convert(value) for (name, convert), value in zip(columns, row)})
+        return model(**{name: convert(value) for (name, convert), value in zip(columns, row, strict=True)})
 
 
 def close_db(exc=None):
