@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 
 import pytest
@@ -138,7 +139,10 @@ def server(app):
             pass  # already closed
     for handler, _ in requests_seen:
         handler.join(10)
-    assert not [h for h, _ in requests_seen if h.is_alive()], "request threads outlived the test"
+    stuck = [h for h, _ in requests_seen if h.is_alive()]
+    frames = sys._current_frames()
+    assert not stuck, "request threads outlived the test:\n" + "\n".join(
+        "".join(traceback.format_stack(frames[h.ident])) for h in stuck if h.ident in frames)
 
 
 class Socket:
