@@ -94,13 +94,18 @@ def login():
     return answer(200, user=user)
 
 
+def check_password_rule(password):
+    """Raise ``ValueError`` for a password shorter than ``MIN_PASSWORD_LENGTH``."""
+    minimum = current_app.config["MIN_PASSWORD_LENGTH"]
+    if len(password) < minimum:
+        raise ValueError(f"Password must be at least {minimum} characters")
+
+
 def create_user(name, password):
     """Create a user or raise ``ValueError`` with a message fit for the caller."""
     if not USERNAME.fullmatch(name):
         raise ValueError("Username must be 1-64 letters, digits or . _ @ + -")
-    minimum = current_app.config["MIN_PASSWORD_LENGTH"]
-    if len(password) < minimum:
-        raise ValueError(f"Password must be at least {minimum} characters")
+    check_password_rule(password)
     user = User(name=name)
     user.set_password(password)
     with write_transaction():

@@ -1,9 +1,8 @@
 """``flask user ...``: accounts, for operators."""
 import click
-from flask import current_app
 from peewee import IntegrityError, fn
 
-from ..auth import create_user
+from ..auth import check_password_rule, create_user
 from ..db import write_transaction
 from ..models import LoginSession, PushSubscription, User
 from . import user
@@ -91,9 +90,10 @@ def set_password(name, password, sign_out):
     """
     account = find_user(name)
     password = ask_password(password)
-    minimum = current_app.config["MIN_PASSWORD_LENGTH"]
-    if len(password) < minimum:
-        raise click.ClickException(f"Password must be at least {minimum} characters")
+    try:
+        check_password_rule(password)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     account.set_password(password)
     with write_transaction():
         account.save()
