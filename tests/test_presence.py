@@ -5,7 +5,7 @@ import signal
 import time
 
 import pytest
-from conftest import Browser
+from conftest import Browser, wait_until
 
 from flaskpush.models import SocketPresence, User
 from flaskpush.push.delivery import send_to_user
@@ -30,16 +30,9 @@ def alice(servers, push_service):
     sock = browser.socket()
     assert sock.call("push_subscribe", subscription=push_service.new_subscription())["success"]
     sock.close()
-    wait_until(lambda: SocketPresence.select().count() == 0)
+    wait_until(lambda: SocketPresence.select().count() == 0, timeout=10)
     yield browser
     browser.close()
-
-
-def wait_until(condition, timeout=10):
-    deadline = time.time() + timeout
-    while not condition():
-        assert time.time() < deadline, "condition not reached"
-        time.sleep(0.1)
 
 
 def notify(app, **options):
@@ -52,7 +45,7 @@ def test_a_socket_on_any_server_makes_the_user_online(app, servers, alice, push_
     on_a, on_b = alice.socket(), Browser(servers[1].url)
     on_b.http.cookies.update(alice.http.cookies)
     on_b = on_b.socket()
-    wait_until(lambda: SocketPresence.select().count() == 2)  # each server's first beat
+    wait_until(lambda: SocketPresence.select().count() == 2, timeout=10)  # each server's first beat
     assert notify(app, only_if_offline=True) == []
     on_a.close()
     assert notify(app, only_if_offline=True) == []
@@ -60,7 +53,7 @@ def test_a_socket_on_any_server_makes_the_user_online(app, servers, alice, push_
     [result] = notify(app)
     assert result.outcome == "sent"
     on_b.close()
-    wait_until(lambda: SocketPresence.select().count() == 0)
+    wait_until(lambda: SocketPresence.select().count() == 0, timeout=10)
     [result] = notify(app, only_if_offline=True)
     assert result.outcome == "sent"
     assert [m.json()["title"] for m in push_service.messages()] == ["Ping", "Ping"]
@@ -70,7 +63,7 @@ def test_a_killed_server_s_sockets_go_stale(app, servers, alice, push_service):
     sock = Browser(servers[1].url)
     sock.http.cookies.update(alice.http.cookies)
     sock.socket()
-    wait_until(lambda: SocketPresence.select().count() == 1)
+    wait_until(lambda: SocketPresence.select().count() == 1, timeout=10)
     assert notify(app, only_if_offline=True) == []
     servers[1].signal(signal.SIGKILL)
     servers[1].process.wait()

@@ -19,6 +19,7 @@ from py_vapid import Vapid, Vapid01
 from py_vapid.jwt import sign
 from pywebpush import WebPusher, WebPushException, webpush
 
+from conftest import wait_until
 from pushservice import PushService, b64url
 
 SUB = "mailto:ops@example.com"
@@ -315,7 +316,7 @@ def test_stop_is_prompt_while_a_request_is_stalled(vapid_path):
     errors = []
     sender = threading.Thread(target=lambda: errors.append(_error_of(subscription, vapid_path)))
     sender.start()
-    _wait_until(lambda: service.requests)
+    wait_until(lambda: service.requests)
     started = time.monotonic()
     service.stop()
     assert time.monotonic() - started < 1
@@ -328,13 +329,6 @@ def _error_of(subscription, vapid_path):
         push(subscription, vapid_path, timeout=30)
     except Exception as error:  # the test asserts on which one
         return error
-
-
-def _wait_until(condition, timeout=5):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 # -- as a process --------------------------------------------------------------------

@@ -1,10 +1,9 @@
 """The WebSocket itself: handshake checks, session life, size limit, resilience."""
 import json
-import time
 
 import pytest
 import websocket
-from conftest import Socket, make_subscription
+from conftest import Socket, make_subscription, wait_until
 from flask import Blueprint
 
 from flaskpush import create_app
@@ -91,13 +90,6 @@ def test_handler_exception_becomes_error_reply(app_config, db_url):
         assert dispatch(app, '{"cmd": "push_get_vapid"}', client)["cmd"] == "push_vapid"
 
 
-def wait_until(condition, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return condition()
-
-
 def test_presence_row_lives_with_the_socket(alice):
     alice.ws.call("push_get_vapid")  # the row is written before the first reply
     assert SocketPresence.select().count() == 1
@@ -106,7 +98,7 @@ def test_presence_row_lives_with_the_socket(alice):
     anonymous.call("push_get_vapid")
     assert SocketPresence.select().count() == 1
     alice.ws.close()
-    assert wait_until(lambda: SocketPresence.select().count() == 0)
+    wait_until(lambda: SocketPresence.select().count() == 0)
 
 
 @pytest.mark.app_config(PROXY_COUNT=1)
