@@ -5,9 +5,11 @@ settings. For each concurrency C, C sockets each do push_subscribe /
 push_unsubscribe round trips (real P-256 keys, one endpoint per socket) as
 fast as the replies come; the echo app gets the same frames. The output is
 commands per second, p50 and p99 latency for both, and flaskpush's
-throughput as a ratio of the echo app's, measured in the same run. The
-servers' CPU use over the window gives the same ratio per CPU second, which
-holds steady when other programs share the machine and throughput does not.
+throughput as a ratio of the echo app's, measured in the same run. The two
+apps take turns in short windows (``--rounds``) and the ratio is the median
+of each round's, so that a neighbour's load on a shared machine falls on both
+alike. The servers' CPU use over the windows gives the same ratio per CPU
+second.
 
     python bench/ws_load.py                       # SQLite, 1 worker, C = 50 200 1000
     python bench/ws_load.py --database postgresql://USER@HOST:5432/DB --workers 4
@@ -17,6 +19,7 @@ import asyncio
 import json
 import multiprocessing
 import secrets
+import statistics
 import sys
 import tempfile
 import time
@@ -34,7 +37,8 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--conns", type=int, nargs="+", default=[50, 200, 1000], help="concurrent sockets, one run each")
     parser.add_argument("--users", type=int, default=50, help="users signed up; sockets share them like browser tabs")
-    parser.add_argument("--duration", type=float, default=10, help="measured seconds per run")
+    parser.add_argument("--duration", type=float, default=5, help="measured seconds per window")
+    parser.add_argument("--rounds", type=int, default=3, help="windows per app and C, taken in turns")
     parser.add_argument("--warmup", type=float, default=2, help="unmeasured seconds before each run")
     parser.add_argument("--database", help="FLASKPUSH_DATABASE (default: SQLite in a fresh instance folder)")
     parser.add_argument("--workers", type=int, default=1)
@@ -47,12 +51,31 @@ def parse_args():
 @dataclass
 class Result:
     throughput: float
-    p50: float
-    p99: float
+    latencies: list  # sorted
     errors: int
     samples: list
     generator_cpu: float  # busiest generator's CPU share: near 1.0 means it, not the server, limits
     server_cpu: float  # server workers' CPU share over the window: below 1.0 per worker means they wait
+
+    @property
+    def p50(self):
+        return common.percentile(self.latencies, 0.50)
+
+    @property
+    def p99(self):
+        return common.percentile(self.latencies, 0.99)
+
+    @classmethod
+    def merge(cls, rounds):
+        """One app's figures over all its windows."""
+        return cls(
+            throughput=statistics.mean(r.throughput for r in rounds),
+            latencies=sorted(lat for r in rounds for lat in r.latencies),
+            errors=sum(r.errors for r in rounds),
+            samples=[s for r in rounds for s in r.samples][:5],
+            generator_cpu=max(r.generator_cpu for r in rounds),
+            server_cpu=statistics.mean(r.server_cpu for r in rounds),
+        )
 
     @property
     def cpu_per_command(self):
@@ -168,8 +191,7 @@ def measure(server, cookies, frame_pairs, echo, args, cpus):
     latencies = sorted(lat for part in parts for lat in part[0])
     return Result(
         throughput=len(latencies) / args.duration,
-        p50=common.percentile(latencies, 0.50),
-        p99=common.percentile(latencies, 0.99),
+        latencies=latencies,
         errors=sum(part[1] for part in parts),
         samples=[s for part in parts for s in part[2]],
         generator_cpu=max(part[3] for part in parts),
@@ -177,14 +199,21 @@ def measure(server, cookies, frame_pairs, echo, args, cpus):
     )
 
 
-def verdict(c, fp, echo):
-    ratio = fp.throughput / echo.throughput if echo.throughput else 0.0
+def ratio(fp, echo):
+    return fp.throughput / echo.throughput if echo.throughput else 0.0
+
+
+def verdict(c, rounds):
+    """The median of each round's flaskpush/echo ratio, and the target's verdict."""
+    ratios = [ratio(fp, echo) for fp, echo in zip(rounds["flaskpush"], rounds["echo"])]
+    fp, echo = Result.merge(rounds["flaskpush"]), Result.merge(rounds["echo"])
+    median = statistics.median(ratios)
     tail = fp.p99 / fp.p50 if fp.p50 else float("inf")
     per_cpu = echo.cpu_per_command / fp.cpu_per_command if fp.throughput and echo.throughput else 0.0
-    line = (f"C={c:<5} ratio     flaskpush/echo throughput={ratio:.2f}  per server CPU second={per_cpu:.2f}"
-            f"  flaskpush p99/p50={tail:.1f}")
+    line = (f"C={c:<5} ratio     flaskpush/echo throughput={median:.2f} (rounds: {' '.join(f'{r:.2f}' for r in ratios)})"
+            f"  per server CPU second={per_cpu:.2f}  flaskpush p99/p50={tail:.1f}")
     if c == TARGET_C:
-        met = ratio >= TARGET_RATIO and tail < TARGET_TAIL and fp.errors == 0 and echo.errors == 0
+        met = median >= TARGET_RATIO and tail < TARGET_TAIL and fp.errors == 0 and echo.errors == 0
         line += f"  target (>= {TARGET_RATIO}, p99 < {TARGET_TAIL}x p50, no errors): {'met' if met else 'MISSED'}"
     return line
 
@@ -197,7 +226,7 @@ def main():
     print(common.machine(server_cpus, generator_cpus))
     print(f"# gunicorn -k gthread --workers {args.workers} --threads {threads}; "
           f"database {'SQLite' if not args.database else args.database.split('@')[-1]}; "
-          f"{args.users} users, {args.generators} generator process(es), {args.duration:g} s per run")
+          f"{args.users} users, {args.generators} generator process(es), {args.rounds} rounds of {args.duration:g} s per app")
     errors = 0
     with tempfile.TemporaryDirectory(prefix="flaskpush-bench-") as tmp:
         # Each socket sends as fast as replies come: lift the per-socket rate limit.
@@ -215,14 +244,17 @@ def main():
             ]
             for c in args.conns:
                 cookies = [users[i % len(users)] for i in range(c)]
-                results = {}
-                for name, server, is_echo in (("echo", echo, True), ("flaskpush", fp, False)):
-                    results[name] = measure(server, cookies, frame_pairs[:c], is_echo, args, generator_cpus)
-                    print(results[name].line(c, name), flush=True)
-                    for sample in results[name].samples:
+                rounds = {"echo": [], "flaskpush": []}
+                for _ in range(args.rounds):
+                    for name, server, is_echo in (("echo", echo, True), ("flaskpush", fp, False)):
+                        rounds[name].append(measure(server, cookies, frame_pairs[:c], is_echo, args, generator_cpus))
+                for name, parts in rounds.items():
+                    result = Result.merge(parts)
+                    print(result.line(c, name), flush=True)
+                    for sample in result.samples:
                         print(f"    {sample}")
-                    errors += results[name].errors
-                print(verdict(c, results["flaskpush"], results["echo"]), flush=True)
+                    errors += result.errors
+                print(verdict(c, rounds), flush=True)
             logged = fp.tracebacks() + echo.tracebacks()
             print(f"server tracebacks logged: {logged}")
             for server in (fp, echo):

@@ -14,6 +14,7 @@ from typing import Callable
 from peewee import PeeweeException
 
 from .db import close_db
+from .group_commit import run_command
 
 log = logging.getLogger(__name__)
 EXTENSION = "flaskpush.commands"
@@ -80,12 +81,23 @@ def parse_frame(frame):
     return message
 
 
+def execute(command, message, client):
+    if command.login_required and not client.authenticate():
+        raise CommandError("Not authenticated")
+    return command.handler(message, client)
+
+
 def run(command, message, client):
-    """Call one handler; every failure becomes that command's error reply."""
+    """Call one handler; every failure becomes that command's error reply.
+
+    A command for a signed-in user needs the database (its session is
+    checked first), so it runs where socket database work runs
+    (``group_commit``); the others answer even while the database is away.
+    """
     try:
-        if command.login_required and not client.authenticate():
-            raise CommandError("Not authenticated")
-        return command.handler(message, client)
+        if command.login_required:
+            return run_command(lambda: execute(command, message, client))
+        return execute(command, message, client)
     except CommandError as exc:
         return error(command.name, exc.reason)
     except PeeweeException:

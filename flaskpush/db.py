@@ -57,7 +57,13 @@ def write_transaction():
     which sleeps in growing steps; the IMMEDIATE transaction then takes the
     write lock up front, because a deferred one that reads and then writes
     fails at once when another process wrote in between.
+
+    Inside a transaction already open on this thread (a batch of socket
+    commands, see ``group_commit``) the block is part of that transaction.
     """
+    if database.in_transaction():
+        yield
+        return
     if not is_sqlite():
         with database.atomic():
             yield

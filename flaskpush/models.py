@@ -86,12 +86,18 @@ class LoginSession(BaseModel):
 
     @classmethod
     def active_user(cls, session_id):
-        """The active user of a live session, or None: one primary-key read,
-        run before every socket command."""
+        """The active user of a live session, or None."""
         user = ACTIVE_USER.first(User, session_id=session_id)
         if user is not None:
             user.login_session = cls(id=session_id, user=user)
         return user
+
+    @staticmethod
+    def active_user_id(session_id):
+        """The id of a live session's active user, or None: one primary-key
+        read, run before every socket command."""
+        row = ACTIVE_USER_ID.execute(session_id=session_id).fetchone()
+        return row[0] if row else None
 
 
 class PushSubscription(BaseModel):
@@ -154,8 +160,14 @@ class LoginThrottle(BaseModel):
 
 MODELS = [User, LoginSession, PushSubscription, SocketPresence, LoginThrottle]
 
-ACTIVE_USER = Prepared(
-    lambda session_id: User.select()
-    .join(LoginSession)
-    .where((LoginSession.id == session_id) & (User.active == True))  # noqa: E712
-)
+
+def _active_user(session_id, *columns):
+    return (
+        User.select(*columns)
+        .join(LoginSession)
+        .where((LoginSession.id == session_id) & (User.active == True))  # noqa: E712
+    )
+
+
+ACTIVE_USER = Prepared(lambda session_id: _active_user(session_id))
+ACTIVE_USER_ID = Prepared(lambda session_id: _active_user(session_id, User.id))

@@ -10,6 +10,7 @@ from peewee import PeeweeException
 
 from .commands import dispatch
 from .db import close_db, write_transaction
+from .group_commit import run_command
 from .models import LoginSession, SocketPresence, utcnow
 from .ratelimit import TokenBucket
 
@@ -21,7 +22,7 @@ sock = Sock()
 class Client:
     """One open socket: who opened it, and who it acts for right now.
 
-    ``session_id`` is fixed at the handshake; ``user`` is re-read from it
+    ``session_id`` is fixed at the handshake; ``user_id`` is re-read from it
     before every command that needs one, so a logout, a deactivation or a
     deleted account takes effect on the very next command.
     """
@@ -29,7 +30,7 @@ class Client:
     session_id: str | None
     user_agent: str
     bucket: TokenBucket | None = None
-    user: object = None
+    user_id: int | None = None
     socket_id: str = field(default_factory=lambda: secrets.token_hex(16))
 
     def allow(self):
@@ -37,8 +38,8 @@ class Client:
         return self.bucket is None or self.bucket.allow()
 
     def authenticate(self):
-        self.user = LoginSession.active_user(self.session_id) if self.session_id else None
-        return self.user is not None
+        self.user_id = LoginSession.active_user_id(self.session_id) if self.session_id else None
+        return self.user_id is not None
 
 
 def request_origin():
@@ -79,7 +80,7 @@ class Presence:
         with write_transaction():
             SocketPresence.insert(
                 id=self.client.socket_id,
-                user=self.client.user.id,
+                user=self.client.user_id,
                 login_session=self.client.session_id,
                 heartbeat_at=now,
             ).on_conflict(
@@ -122,9 +123,10 @@ def websocket(ws):
 
 
 def safely(app, action):
-    """Presence is best effort: a database hiccup must not close the socket."""
+    """Presence is best effort: a database hiccup must not close the socket.
+    It is socket database work like a command, so it runs where commands do."""
     try:
-        action()
+        run_command(action)
     except Exception:
         app.logger.exception("presence update failed")
     finally:

@@ -236,7 +236,8 @@ def store_subscription(user, info=None):
     from flaskpush.push.validation import validate_subscription
 
     info = info or make_subscription(f"https://push.example.com/send/{secrets.token_urlsafe(8)}")
-    assert store.save(validate_subscription(info, allow_insecure=True), user)
+    session_id = user.login_session.id if user.login_session else None
+    assert store.save(validate_subscription(info, allow_insecure=True), user.id, session_id)
     return PushSubscription.get(PushSubscription.endpoint == info["endpoint"])
 
 

@@ -17,7 +17,7 @@ def ctx(app):
 
 def subscribe(user, endpoint):
     user.login_session = LoginSession.start(user)
-    assert store.save(validate_subscription(make_subscription(endpoint)), user, "agent")
+    assert store.save(validate_subscription(make_subscription(endpoint)), user.id, user.login_session.id, "agent")
     return user.login_session
 
 

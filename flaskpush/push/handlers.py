@@ -37,9 +37,9 @@ def push_subscribe(message, client):
     )
     limit = current_app.config["MAX_SUBSCRIPTIONS_PER_USER"]
     with write_transaction():
-        if store.would_exceed(client.user, subscription.endpoint, limit):
+        if store.would_exceed(client.user_id, subscription.endpoint, limit):
             raise CommandError(f"Too many subscriptions for this user (at most {limit})")
-        if not store.save(subscription, client.user, client.user_agent):
+        if not store.save(subscription, client.user_id, client.session_id, client.user_agent):
             raise CommandError("Endpoint registered to another user")
     return {"cmd": "push_subscribed", "success": True}
 
@@ -51,7 +51,7 @@ def push_unsubscribe(message, client):
         raise CommandError("Missing endpoint")
     if isinstance(endpoint, str):
         with write_transaction():
-            store.remove(endpoint, client.user)
+            store.remove(endpoint, client.user_id)
     return {"cmd": "push_unsubscribed", "success": True}
 
 
@@ -70,7 +70,7 @@ def device(sub, current_endpoint):
 @commands.command("push_list_devices", failure="Failed to list devices")
 def push_list_devices(message, client):
     """The caller's own subscriptions; ``endpoint``, if given, marks this browser's."""
-    rows = PushSubscription.select().where(PushSubscription.user == client.user.id).order_by(PushSubscription.id)
+    rows = PushSubscription.select().where(PushSubscription.user == client.user_id).order_by(PushSubscription.id)
     return {"cmd": "push_devices", "devices": [device(sub, message.get("endpoint")) for sub in rows]}
 
 
@@ -83,6 +83,6 @@ def push_remove_device(message, client):
         raise CommandError("Invalid device id")
     with write_transaction():
         PushSubscription.delete().where(
-            (PushSubscription.id == device_id) & (PushSubscription.user == client.user.id)
+            (PushSubscription.id == device_id) & (PushSubscription.user == client.user_id)
         ).execute()
     return {"cmd": "push_device_removed", "success": True}

@@ -45,12 +45,13 @@ LOCK_USER = Prepared(lambda user: User.select(User.id).where(User.id == user).fo
 REMOVE = Prepared(lambda user, endpoint: Sub.delete().where((Sub.endpoint == endpoint) & (Sub.user == user)))
 
 
-def save(subscription, user, user_agent=""):
-    """Insert or update ``subscription`` for ``user``; False if another user
-    holds the endpoint with different keys (then nothing changes)."""
+def save(subscription, user_id, session_id=None, user_agent=""):
+    """Insert or update ``subscription`` for the user, made through the login
+    session ``session_id``; False if another user holds the endpoint with
+    different keys (then nothing changes)."""
     cursor = UPSERT.execute(
-        user=user.id,
-        login_session=user.login_session.id if user.login_session else None,
+        user=user_id,
+        login_session=session_id,
         endpoint=subscription.endpoint,
         p256dh=subscription.p256dh,
         auth=subscription.auth,
@@ -61,16 +62,16 @@ def save(subscription, user, user_agent=""):
     return len(cursor.fetchall()) == 1
 
 
-def would_exceed(user, endpoint, limit):
-    """Whether storing ``endpoint`` would give ``user`` more than ``limit``
+def would_exceed(user_id, endpoint, limit):
+    """Whether storing ``endpoint`` would give the user more than ``limit``
     subscriptions. Call it inside ``write_transaction()``: on PostgreSQL the
     user's row is locked so two racing subscribes cannot both pass."""
     if not is_sqlite():
-        LOCK_USER.execute(user=user.id)
-    count, held = OWNED.execute(user=user.id, endpoint=endpoint).fetchone()
+        LOCK_USER.execute(user=user_id)
+    count, held = OWNED.execute(user=user_id, endpoint=endpoint).fetchone()
     return not held and count >= limit
 
 
-def remove(endpoint, user):
-    """Delete ``user``'s own subscription to ``endpoint``; others' are untouched."""
-    return REMOVE.execute(user=user.id, endpoint=endpoint).rowcount
+def remove(endpoint, user_id):
+    """Delete the user's own subscription to ``endpoint``; others' are untouched."""
+    return REMOVE.execute(user=user_id, endpoint=endpoint).rowcount

@@ -1,0 +1,154 @@
+"""Group commit: on SQLite, socket commands run on one thread per process,
+many to a transaction.
+
+SQLite has one writer at a time. With a thread per socket, hundreds of
+threads queued for that writer, each taking a pooled connection, opening a
+transaction and committing alone; measured under load, the queueing cost
+more CPU than the commands. Here a socket thread hands its command to the
+database thread and waits. That thread takes every command waiting, runs
+them in one transaction, commits once, and only then wakes the callers: no
+reply says "saved" before the data is.
+
+A command that fails must change nothing, whatever the others in its batch
+do. Almost every failure (bad input, not signed in, over a limit) happens
+before a command writes, so the batch runs without savepoints. If a command
+fails after it wrote, the whole batch is rolled back and run again with a
+savepoint around each command.
+
+PostgreSQL takes concurrent writers well, and a batch there would hold one
+user's row locks while it runs another's commands, so there a command runs
+on its caller's thread and connection, in its own transaction.
+"""
+import contextvars
+import os
+import queue
+import threading
+
+from . import db
+
+MAX_BATCH = 256
+
+
+class Undo(Exception):
+    """A command failed after writing: roll the batch back."""
+
+
+class Job:
+    """One command waiting for the database thread."""
+
+    __slots__ = ("call", "context", "done", "result", "error", "wrote_then_failed")
+
+    def __init__(self, call):
+        self.call = call
+        self.context = contextvars.copy_context()  # the caller's app context
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.result = self.error = None
+        self.wrote_then_failed = False
+
+    def run(self, connection, savepoint):
+        """Run once; keep the result or the exception for the caller."""
+        self.result = self.error = None
+        if savepoint:
+            connection.execute("SAVEPOINT command")
+        changes = connection.total_changes
+        try:
+            self.result = self.context.run(self.call)
+        except Exception as exc:
+            self.error = exc
+            if savepoint:
+                connection.execute("ROLLBACK TO command")
+            else:
+                self.wrote_then_failed = connection.total_changes != changes or not connection.in_transaction
+        if savepoint:
+            connection.execute("RELEASE command")
+
+    def finish(self, failure=None):
+        """Hand the outcome to the waiting caller; ``failure`` (the batch
+        did not commit) overrides a result."""
+        if failure is not None and self.error is None:
+            self.error = failure
+        self.done.release()
+
+    def outcome(self):
+        self.done.acquire()
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+class DatabaseThread:
+    """The thread that runs one process's commands in batches."""
+
+    def __init__(self):
+        self.jobs = queue.SimpleQueue()
+        self.thread = None
+        self.pid = None
+        self.start_lock = threading.Lock()
+
+    def call(self, call):
+        """Run ``call()`` on the database thread; return what it returns or
+        raise what it raised."""
+        if self.thread is not None and threading.get_ident() == self.thread.ident:
+            return call()
+        self._ensure_running()
+        job = Job(call)
+        self.jobs.put(job)
+        return job.outcome()
+
+    def _ensure_running(self):
+        """Start the thread in this process: a forked worker inherits the
+        object but not the thread."""
+        if self.pid == os.getpid() and self.thread.is_alive():
+            return
+        with self.start_lock:
+            if self.pid != os.getpid() or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._serve, name="flaskpush-database", daemon=True)
+                self.thread.start()
+                self.pid = os.getpid()
+
+    def _serve(self):
+        while True:
+            batch = [self.jobs.get()]
+            while len(batch) < MAX_BATCH:
+                try:
+                    batch.append(self.jobs.get_nowait())
+                except queue.Empty:
+                    break
+            self._run(batch)
+            if self.jobs.empty():
+                db.close_db()  # idle: hold no connection, as an idle socket holds none
+
+    def _run(self, batch):
+        """Commit the batch, or fail every command in it: if the transaction
+        cannot begin or commit, none of their writes happened."""
+        failure = None
+        try:
+            try:
+                self._attempt(batch, savepoints=False)
+            except Undo:
+                self._attempt([job for job in batch if not job.wrote_then_failed], savepoints=True)
+        except Exception as exc:
+            failure = exc
+            db.close_db()
+        for job in batch:
+            job.finish(failure)
+
+    @staticmethod
+    def _attempt(jobs, savepoints):
+        with db.write_transaction():
+            connection = db.database.connection()
+            for job in jobs:
+                job.run(connection, savepoints)
+                if job.wrote_then_failed:
+                    raise Undo
+
+
+database_thread = DatabaseThread()
+
+
+def run_command(call):
+    """Run a socket command's database work: batched on SQLite, inline on PostgreSQL."""
+    if db.is_sqlite():
+        return database_thread.call(call)
+    return call()
