@@ -42,6 +42,7 @@ def parse_args():
     parser.add_argument("--warmup", type=float, default=2, help="unmeasured seconds before each run")
     parser.add_argument("--database", help="FLASKPUSH_DATABASE (default: SQLite in a fresh instance folder)")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class, for both apps")
     parser.add_argument("--threads", type=int, help="gthread threads per worker (default: max C + 16)")
     parser.add_argument("--generators", type=int, default=1, help="load generator processes")
     parser.add_argument("--no-pin", action="store_true", help="do not pin server and generator to separate CPUs")
@@ -222,9 +223,10 @@ def main():
     args = parse_args()
     server_cpus, generator_cpus = common.cpu_split(not args.no_pin)
     threads = args.threads or max(args.conns) + 16
-    settings = {"workers": args.workers, "threads": threads, "connections": threads + 64, "cpus": server_cpus}
+    settings = {"workers": args.workers, "threads": threads, "connections": threads + 64, "cpus": server_cpus,
+                "worker_class": args.worker_class}
     print(common.machine(server_cpus, generator_cpus))
-    print(f"# gunicorn -k gthread --workers {args.workers} --threads {threads}; "
+    print(f"# gunicorn -k {args.worker_class} --workers {args.workers} --threads {threads}; "
           f"database {'SQLite' if not args.database else args.database.split('@')[-1]}; "
           f"{args.users} users, {args.generators} generator process(es), {args.rounds} rounds of {args.duration:g} s per app")
     errors = 0

@@ -27,6 +27,7 @@ import threading
 from . import db
 
 MAX_BATCH = 256
+IDLE_AFTER = 1.0  # seconds without a command before the connection goes back to the pool
 
 
 class Undo(Exception):
@@ -81,7 +82,7 @@ class DatabaseThread:
     """The thread that runs one process's commands in batches."""
 
     def __init__(self):
-        self.jobs = queue.SimpleQueue()
+        self.jobs = None
         self.thread = None
         self.pid = None
         self.start_lock = threading.Lock()
@@ -103,21 +104,25 @@ class DatabaseThread:
             return
         with self.start_lock:
             if self.pid != os.getpid() or not self.thread.is_alive():
+                if self.pid != os.getpid():
+                    self.jobs = queue.SimpleQueue()  # made here, after gevent's patching if any
                 self.thread = threading.Thread(target=self._serve, name="flaskpush-database", daemon=True)
                 self.thread.start()
                 self.pid = os.getpid()
 
     def _serve(self):
         while True:
-            batch = [self.jobs.get()]
+            try:
+                batch = [self.jobs.get(timeout=IDLE_AFTER)]
+            except queue.Empty:
+                db.close_db()  # idle: hold no connection, as an idle socket holds none
+                batch = [self.jobs.get()]
             while len(batch) < MAX_BATCH:
                 try:
                     batch.append(self.jobs.get_nowait())
                 except queue.Empty:
                     break
             self._run(batch)
-            if self.jobs.empty():
-                db.close_db()  # idle: hold no connection, as an idle socket holds none
 
     def _run(self, batch):
         """Commit the batch, or fail every command in it: if the transaction
