@@ -82,6 +82,7 @@ def parse_frame(frame):
 
 
 def execute(command, message, client):
+    """The handler, after the session check its command asks for."""
     if command.login_required and not client.authenticate():
         raise CommandError("Not authenticated")
     return command.handler(message, client)
