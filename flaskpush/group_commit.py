@@ -7,7 +7,9 @@ transaction and committing alone; measured under load, the queueing cost
 more CPU than the commands. Here a socket thread hands its command to the
 database thread and waits. That thread takes every command waiting, runs
 them in one transaction, commits once, and only then wakes the callers: no
-reply says "saved" before the data is.
+reply says "saved" before the data is. Callers wake one another in turn
+rather than all at once: dozens of threads woken together queue for the GIL,
+and taking turns gave 10-20 % more commands per second (``bench/ws_load.py``).
 
 A command that fails must change nothing, whatever the others in its batch
 do. Almost every failure (bad input, not signed in, over a limit) happens
@@ -37,7 +39,7 @@ class Undo(Exception):
 class Job:
     """One command waiting for the database thread."""
 
-    __slots__ = ("call", "context", "done", "result", "error", "wrote_then_failed")
+    __slots__ = ("call", "context", "done", "result", "error", "wrote_then_failed", "next")
 
     def __init__(self, call):
         self.call = call
@@ -46,6 +48,7 @@ class Job:
         self.done.acquire()
         self.result = self.error = None
         self.wrote_then_failed = False
+        self.next = None  # the job whose caller this one's caller wakes
 
     def run(self, connection, savepoint):
         """Run once; keep the result or the exception for the caller."""
@@ -64,15 +67,22 @@ class Job:
         if savepoint:
             connection.execute("RELEASE command")
 
-    def finish(self, failure=None):
-        """Hand the outcome to the waiting caller; ``failure`` (the batch
-        did not commit) overrides a result."""
+    def finish(self, failure, after):
+        """Settle the outcome once the batch is over; ``failure`` (the batch
+        did not commit) overrides a result; ``after`` is the next job."""
         if failure is not None and self.error is None:
             self.error = failure
-        self.done.release()
+        self.next = after
 
     def outcome(self):
-        self.done.acquire()
+        """Wait for this job's turn, then give the next job its turn. Only
+        a gevent worker killing its greenlets on exit can take a caller
+        away mid-wait, and then the rest of its batch waits with it."""
+        try:
+            self.done.acquire()
+        finally:
+            if self.next is not None:
+                self.next.done.release()
         if self.error is not None:
             raise self.error
         return self.result
@@ -137,8 +147,9 @@ class DatabaseThread:
         except Exception as exc:
             failure = exc
             db.close_db()
-        for job in batch:
-            job.finish(failure)
+        for job, after in zip(batch, batch[1:] + [None]):
+            job.finish(failure, after)
+        batch[0].done.release()
 
     @staticmethod
     def _attempt(jobs, savepoints):
