@@ -45,3 +45,10 @@ def test_idle_sockets_stay_open_and_authenticated():
             out, re.M,
         ), out
         assert re.search(rf"^{kind} +per socket=-?\d+\.\d KiB", out, re.M), out
+
+
+def test_command_cost_splits_a_command_into_stages():
+    out = run_bench("command_cost.py", "--commands", "40", "--batch", "10", "--repeat", "1", "--sockets", "5")
+    for stage in ("frame", "session", "validate", "command"):
+        assert re.search(rf"^{stage} +\d+\.\d us/command +x +\d+\.\d of frame ", out, re.M), out
+    assert re.search(r"^flaskpush adds \d+\.\d us/command of CPU", out, re.M), out
