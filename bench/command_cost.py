@@ -68,12 +68,9 @@ def in_batches(size, each):
 
 def frames(sockets, count):
     """ws_load's traffic: each socket subscribes, then unsubscribes, in turn."""
-    pairs = []
-    for n in range(sockets):
-        subscription = common.make_subscription(f"https://push.example.com/send/{n}")
-        pairs.append((json.dumps({"cmd": "push_subscribe", "subscription": subscription}),
-                      json.dumps({"cmd": "push_unsubscribe", "endpoint": subscription["endpoint"]})))
-    return [pairs[i // 2 % sockets][i % 2] for i in range(count)]
+    pairs = [common.command_frames(common.make_subscription(f"https://push.example.com/send/{n}"))
+             for n in range(sockets)]
+    return [pairs[i // 2 % sockets][i % 2][0] for i in range(count)]
 
 
 def stages(app, client, batch, failures):

@@ -5,6 +5,7 @@ The server and the load generator are pinned to different CPUs when there
 are at least two, so the generator's work does not show up as server time.
 """
 import asyncio
+import json
 import os
 import platform
 import resource
@@ -25,6 +26,14 @@ sys.path.insert(0, str(ROOT))
 from tests.conftest import make_subscription  # noqa: E402,F401 - one key maker for tests and benches
 
 PASSWORD = "bench-password"
+
+
+def command_frames(subscription):
+    """One socket's two alternating commands and the reply each one expects."""
+    return [
+        (json.dumps({"cmd": "push_subscribe", "subscription": subscription}), "push_subscribed"),
+        (json.dumps({"cmd": "push_unsubscribe", "endpoint": subscription["endpoint"]}), "push_unsubscribed"),
+    ]
 
 
 def raise_fd_limit():

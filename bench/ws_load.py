@@ -89,14 +89,6 @@ class Result:
                 f"  server cpu={self.server_cpu:.0%} ({self.cpu_per_command * 1e6:.0f} us/command)")
 
 
-def command_frames(subscription):
-    """The socket's two alternating commands and the reply each one expects."""
-    return [
-        (json.dumps({"cmd": "push_subscribe", "subscription": subscription}), "push_subscribed"),
-        (json.dumps({"cmd": "push_unsubscribe", "endpoint": subscription["endpoint"]}), "push_unsubscribed"),
-    ]
-
-
 def answered(message, frame, want, echo):
     if message.type != aiohttp.WSMsgType.TEXT:
         return False
@@ -241,7 +233,7 @@ def main():
             users = asyncio.run(common.register_users(fp.url, args.users))
             run_id = secrets.token_hex(4)
             frame_pairs = [
-                command_frames(common.make_subscription(f"https://push.example.com/send/{run_id}-{i}"))
+                common.command_frames(common.make_subscription(f"https://push.example.com/send/{run_id}-{i}"))
                 for i in range(max(args.conns))
             ]
             for c in args.conns:
